@@ -1,0 +1,62 @@
+"""Import ``srgan_plugin`` whenever ``basicsr`` is imported.
+
+Installed next to ``srgan_plugin_autoload.pth``, which Python's ``site`` module executes at interpreter start. The
+hook only puts a finder on ``sys.meta_path`` (standard library only: nothing heavy is imported at start-up). When
+``basicsr`` is imported later (for example by ``python -m basicsr.train``), the finder loads ``srgan_plugin`` first,
+which applies the compatibility patches that ``basicsr`` 1.4.2 needs to import at all and registers the plugin's
+archs, losses and models, and then runs ``basicsr/__init__.py`` as usual.
+
+Set ``SRGAN_PLUGIN_AUTOLOAD=0`` to turn the hook off.
+"""
+import importlib
+import importlib.abc
+import importlib.machinery
+import os
+import sys
+
+ENV_VAR = 'SRGAN_PLUGIN_AUTOLOAD'
+_OFF_VALUES = ('0', 'false', 'no', 'off')
+
+
+class _PluginFirstLoader(importlib.abc.Loader):
+    """Wraps basicsr's own loader: import ``srgan_plugin`` first, then execute ``basicsr/__init__.py``."""
+
+    def __init__(self, loader):
+        self._loader = loader
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module):
+        try:
+            importlib.import_module('srgan_plugin')
+        except Exception as error:
+            error.add_note(f'srgan_plugin was imported because basicsr was; set {ENV_VAR}=0 to import basicsr alone.')
+            raise
+        self._loader.exec_module(module)
+
+    def __getattr__(self, name):
+        return getattr(self._loader, name)
+
+
+class BasicsrFinder(importlib.abc.MetaPathFinder):
+    """Answers only for the top-level ``basicsr`` package, and only while ``srgan_plugin`` is not loaded."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != 'basicsr' or 'srgan_plugin' in sys.modules:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is None or spec.loader is None:
+            return None
+        spec.loader = _PluginFirstLoader(spec.loader)
+        return spec
+
+
+def enabled() -> bool:
+    return os.environ.get(ENV_VAR, '1').strip().lower() not in _OFF_VALUES
+
+
+def install() -> None:
+    """Put the finder first on ``sys.meta_path`` (idempotent; a no-op when turned off)."""
+    if enabled() and not any(isinstance(finder, BasicsrFinder) for finder in sys.meta_path):
+        sys.meta_path.insert(0, BasicsrFinder())

@@ -1,0 +1,13 @@
+"""SRGAN (Ledig et al., CVPR 2017) as a BasicSR plugin.
+
+``import srgan_plugin`` is the single registration trigger: it makes basicsr 1.4.2 work with current torch
+(``srgan_plugin.compat``) and registers the plugin's networks, losses and models in BasicSR's registries, so that
+option files can name them in ``type:`` / ``model_type:``. The installed autoload hook does this import for you
+whenever ``basicsr`` is imported, e.g. by ``python -m basicsr.train``.
+"""
+from srgan_plugin import compat
+
+compat.apply()  # before the first import of basicsr (see compat's docstring)
+
+from srgan_plugin import archs, losses, models  # noqa: E402,F401  (registration happens at import)
+from srgan_plugin.version import __version__  # noqa: E402,F401

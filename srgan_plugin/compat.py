@@ -1,0 +1,136 @@
+"""Every workaround for an upstream problem lives here, each naming the problem it works around.
+
+basicsr 1.4.2 (the newest release) predates current torch/torchvision. ``apply()`` makes it usable without touching
+any installed file; it is idempotent and runs when ``srgan_plugin`` is imported, *before* ``basicsr`` is (the
+torchvision alias must exist before ``basicsr/__init__.py`` runs). Each patch is tested in ``tests/test_compat.py``.
+
+Patches:
+    1. ``torchvision.transforms.functional_tensor`` was removed in torchvision 0.17; basicsr imports it
+       (BasicSR #663, #650: fixed only on unreleased master). We alias it to its successor.
+    2. ``python -m basicsr.train`` / ``basicsr.test`` derive their root from basicsr's own ``__file__``: with a pip
+       install, ``experiments/``, ``tb_logger/`` and ``results/`` land in site-packages and ``--auto_resume`` (which
+       looks in ``./experiments``) never finds them. We put them under the current working directory, as BasicSR's
+       docs show. Running from a BasicSR source checkout is left alone.
+    3. ``PerceptualLoss(criterion='l2')`` crashes: it calls ``torch.nn.L2loss``, which does not exist (BasicSR #515).
+    4. torch >= 2.6 loads with ``weights_only=True`` by default; BasicSR's training states hold the scheduler's
+       ``collections.Counter`` of milestones, which that unpickler refuses, so resuming fails. We allow-list it.
+"""
+from __future__ import annotations
+
+import collections
+import functools
+import importlib
+import importlib.util
+import os
+import sys
+from os import path as osp
+from typing import Any, Callable
+
+_APPLIED: set[str] = set()
+RUN_FOLDERS = ('experiments', 'results', 'tb_logger')
+
+
+def _once(func: Callable[[], None]) -> Callable[[], None]:
+
+    @functools.wraps(func)
+    def wrapper() -> None:
+        if func.__name__ not in _APPLIED:
+            func()
+            _APPLIED.add(func.__name__)
+
+    return wrapper
+
+
+@_once
+def alias_functional_tensor() -> None:
+    """Patch 1 (BasicSR #663): alias ``torchvision.transforms.functional_tensor`` to ``_functional_tensor``."""
+    name = 'torchvision.transforms.functional_tensor'
+    if name in sys.modules or importlib.util.find_spec(name) is not None:
+        return  # an old torchvision that still has it
+    sys.modules[name] = importlib.import_module('torchvision.transforms._functional_tensor')
+
+
+def basicsr_install_root() -> str:
+    """The folder that ``python -m basicsr.train`` takes as its root: the parent of the ``basicsr`` package."""
+    spec = importlib.util.find_spec('basicsr')
+    if spec is None or spec.origin is None:
+        raise ImportError('basicsr is not installed: pip install basicsr==1.4.2')
+    return osp.dirname(osp.dirname(osp.abspath(spec.origin)))
+
+
+def working_root(root_path: str) -> str:
+    """Patch 2: map basicsr's install root to the current working directory; any other root is kept."""
+    if osp.abspath(root_path) == basicsr_install_root():
+        return os.getcwd()
+    return root_path
+
+
+def rebase_run_path(path: str) -> str:
+    """Patch 2: ``<basicsr install root>/{experiments,results,tb_logger}/...`` -> ``<cwd>/...``; others unchanged."""
+    root = basicsr_install_root()
+    rel = osp.relpath(osp.abspath(path), root)
+    if rel.split(os.sep)[0] in RUN_FOLDERS:
+        return osp.join(os.getcwd(), rel)
+    return path
+
+
+def _replace_everywhere(name: str, new: Any, modules: tuple[str, ...]) -> None:
+    """Set ``name`` to ``new`` in each of ``modules`` that is already imported (they bound it at import time)."""
+    for module_name in modules:
+        module = sys.modules.get(module_name)
+        if module is not None and hasattr(module, name):
+            setattr(module, name, new)
+
+
+@_once
+def run_folders_in_cwd() -> None:
+    """Patch 2: experiments/, results/ and tb_logger/ under the current working directory."""
+    options = importlib.import_module('basicsr.utils.options')
+    utils = importlib.import_module('basicsr.utils')
+    original_parse = options.parse_options
+
+    @functools.wraps(original_parse)
+    def parse_options(root_path: str, is_train: bool = True):
+        from srgan_plugin.options_check import check_options  # late: it imports the registries
+
+        opt, args = original_parse(working_root(root_path), is_train)
+        check_options(opt, args.opt)
+        return opt, args
+
+    _replace_everywhere('parse_options', parse_options, ('basicsr.utils.options', 'basicsr.train', 'basicsr.test'))
+    for helper in ('init_tb_logger', 'mkdir_and_rename'):  # train.py joins opt['root_path'] + 'tb_logger' itself
+        original = getattr(utils, helper)
+        rebased = functools.wraps(original)(lambda path, _f=original: _f(rebase_run_path(path)))
+        _replace_everywhere(helper, rebased, ('basicsr.utils', 'basicsr', 'basicsr.train'))
+
+
+@_once
+def perceptual_loss_l2() -> None:
+    """Patch 3 (BasicSR #515): ``PerceptualLoss(criterion='l2')`` uses ``torch.nn.MSELoss``."""
+    import torch
+    basic_loss = importlib.import_module('basicsr.losses.basic_loss')
+    original_init = basic_loss.PerceptualLoss.__init__
+
+    @functools.wraps(original_init)
+    def __init__(self, *args, criterion: str = 'l1', **kwargs):
+        original_init(self, *args, criterion='l1' if criterion == 'l2' else criterion, **kwargs)
+        if criterion == 'l2':
+            self.criterion_type = 'l2'
+            self.criterion = torch.nn.MSELoss()
+
+    basic_loss.PerceptualLoss.__init__ = __init__
+
+
+@_once
+def allow_resume_state_unpickling() -> None:
+    """Patch 4: training states contain ``collections.Counter`` (MultiStepRestartLR); allow it under weights_only."""
+    import torch
+    torch.serialization.add_safe_globals([collections.Counter])
+
+
+def apply() -> None:
+    """Apply every patch (idempotent). Patch 1 must precede the first import of ``basicsr``."""
+    alias_functional_tensor()
+    run_folders_in_cwd()
+    perceptual_loss_l2()
+    allow_resume_state_unpickling()

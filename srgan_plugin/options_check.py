@@ -1,0 +1,2 @@
+def check_options(opt, opt_path):
+    pass
