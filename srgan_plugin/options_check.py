@@ -1,2 +1,129 @@
-def check_options(opt, opt_path):
-    pass
+"""Checks of a parsed BasicSR option dict, run at the boundary (right after ``parse_options``), before any folder is
+made or any network is built, so that a mistake costs one clear line instead of a traceback minutes later.
+
+``check_options`` is called by the patched ``basicsr.utils.options.parse_options`` (see ``srgan_plugin.compat``), so
+it guards ``python -m basicsr.train`` / ``basicsr.test`` and the plugin's own doors alike. Only problems that would
+certainly fail later are reported; everything else is left to BasicSR.
+"""
+from __future__ import annotations
+
+import difflib
+import os
+from os import path as osp
+from typing import Any, Callable, Iterator, Mapping
+
+from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
+
+from srgan_plugin.version import __version__
+
+Opt = Mapping[str, Any]
+
+
+class OptionsError(ValueError):
+    """An option file that cannot work; the message is one line that says what to do."""
+
+
+def _type_entries(opt: Opt) -> Iterator[tuple[str, str, Any]]:
+    """(option key, type name, registry) for every ``type:`` / ``model_type:`` that BasicSR will look up."""
+    if 'model_type' in opt:
+        yield 'model_type', opt['model_type'], MODEL_REGISTRY
+    for key, block in opt.items():
+        if key.startswith('network_') and isinstance(block, Mapping) and 'type' in block:
+            yield f'{key}.type', block['type'], ARCH_REGISTRY
+    for phase, block in (opt.get('datasets') or {}).items():
+        yield f'datasets.{phase}.type', block.get('type'), DATASET_REGISTRY
+    for key, block in (opt.get('train') or {}).items():
+        if key.endswith('_opt') and isinstance(block, Mapping) and 'type' in block:
+            yield f'train.{key}.type', block['type'], LOSS_REGISTRY
+    for name, block in ((opt.get('val') or {}).get('metrics') or {}).items():
+        yield f'val.metrics.{name}.type', block.get('type'), METRIC_REGISTRY
+
+
+def check_registered(opt: Opt) -> None:
+    for key, name, registry in _type_entries(opt):
+        if name in registry:
+            continue
+        close = difflib.get_close_matches(str(name), list(registry.keys()), n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else '.'
+        raise OptionsError(f"{key}: '{name}' is not in BasicSR's {registry._name} registry (searched with "
+                           f'srgan_plugin {__version__} loaded, which registers its classes there){hint}')
+
+
+def _missing(path: str | None) -> bool:
+    return path is None or not osp.exists(path)
+
+
+def _where(path: str) -> str:
+    return path if osp.isabs(path) else f'{path} (relative to {os.getcwd()})'
+
+
+def check_dataset(phase: str, dataset: Opt) -> None:
+    backend = (dataset.get('io_backend') or {}).get('type', 'disk')
+    for key in ('dataroot_gt', 'dataroot_lq'):
+        root = dataset.get(key)
+        if root is None:
+            continue
+        where = f'datasets.{phase}.{key}'
+        if _missing(root):
+            raise OptionsError(f'{where}: {_where(root)} does not exist; create it (README, "Data") or fix the path.')
+        if backend == 'lmdb' and not osp.isfile(osp.join(root, 'meta_info.txt')):
+            raise OptionsError(f'{where}: {root} has no meta_info.txt, so it is not a BasicSR LMDB; rebuild it with '
+                               'meta_info.txt (README, "Data").')
+        if backend == 'lmdb' and not root.endswith('.lmdb'):
+            raise OptionsError(f"{where}: io_backend is lmdb but {root} does not end with '.lmdb'.")
+
+
+def check_crop(opt: Opt) -> None:
+    train = (opt.get('datasets') or {}).get('train')
+    if not train or 'gt_size' not in train:
+        return
+    gt_size, scale = train['gt_size'], opt.get('scale', 1)
+    if gt_size % scale:
+        raise OptionsError(f'datasets.train.gt_size ({gt_size}) must be a multiple of scale ({scale}).')
+    net_d = opt.get('network_d') or {}
+    if net_d.get('type') == 'SRGANDiscriminator' and net_d.get('input_size', 96) != gt_size:
+        raise OptionsError(f"network_d.input_size ({net_d.get('input_size', 96)}) must equal datasets.train.gt_size "
+                           f'({gt_size}): set both to the HR crop size.')
+    if net_d.get('type') == 'VGGStyleDiscriminator' and gt_size not in (128, 256):
+        raise OptionsError(f'VGGStyleDiscriminator takes only 128 or 256 px crops but datasets.train.gt_size is '
+                           f'{gt_size}; use type: SRGANDiscriminator with input_size: {gt_size}.')
+
+
+def check_paths(opt: Opt) -> None:
+    paths = opt.get('path') or {}
+    for key, value in paths.items():
+        if not (key.startswith('pretrain_network') or key == 'resume_state') or value is None:
+            continue
+        if _missing(value):
+            hint = ('train the phase that writes it first (phase 1: python -m basicsr.train -opt '
+                    'options/train_srresnet_x4.yml) or point it at a checkpoint'
+                    ) if key.startswith('pretrain_network') else 'fix the path or remove the key'
+            raise OptionsError(f'path.{key}: {_where(value)} not found; {hint}.')
+
+
+def check_losses(opt: Opt) -> None:
+    """Resolve VGG weights now (a download when online), so a missing file is reported before training starts."""
+    from srgan_plugin.losses.vgg import resolve_vgg19_weights
+
+    for key, block in (opt.get('train') or {}).items():
+        if isinstance(block, Mapping) and block.get('type') == 'VGGContentLoss':
+            try:
+                resolve_vgg19_weights(block.get('vgg_weights'))
+            except FileNotFoundError as error:
+                raise OptionsError(f'train.{key}: {error}') from None
+
+
+CHECKS: tuple[Callable[[Opt], None], ...] = (check_registered, check_crop, check_paths)
+
+
+def check_options(opt: Opt, opt_path: str = '<options>') -> None:
+    """Raise ``SystemExit`` with a one-line ``error: FILE: ...`` message when ``opt`` cannot work."""
+    try:
+        for check in CHECKS:
+            check(opt)
+        for phase, dataset in (opt.get('datasets') or {}).items():
+            check_dataset(phase, dataset)
+        if opt.get('is_train'):
+            check_losses(opt)
+    except OptionsError as error:
+        raise SystemExit(f'error: {opt_path}: {error}') from None
