@@ -21,6 +21,7 @@ import collections
 import functools
 import importlib
 import importlib.util
+import inspect
 import os
 import sys
 from os import path as osp
@@ -99,9 +100,22 @@ def run_folders_in_cwd() -> None:
 
     _replace_everywhere('parse_options', parse_options, ('basicsr.utils.options', 'basicsr.train', 'basicsr.test'))
     for helper in ('init_tb_logger', 'mkdir_and_rename'):  # train.py joins opt['root_path'] + 'tb_logger' itself
-        original = getattr(utils, helper)
-        rebased = functools.wraps(original)(lambda path, _f=original: _f(rebase_run_path(path)))
-        _replace_everywhere(helper, rebased, ('basicsr.utils', 'basicsr', 'basicsr.train'))
+        _replace_everywhere(helper, _rebasing(getattr(utils, helper)), ('basicsr.utils', 'basicsr', 'basicsr.train'))
+
+
+def _rebasing(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap ``func(path, ...)`` so that its first argument goes through ``rebase_run_path``."""
+    first = next(iter(inspect.signature(func).parameters))
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if args:
+            args = (rebase_run_path(args[0]), *args[1:])
+        elif first in kwargs:
+            kwargs[first] = rebase_run_path(kwargs[first])
+        return func(*args, **kwargs)
+
+    return wrapper
 
 
 @_once

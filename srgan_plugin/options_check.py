@@ -102,15 +102,20 @@ def check_paths(opt: Opt) -> None:
 
 
 def check_losses(opt: Opt) -> None:
-    """Resolve VGG weights now (a download when online), so a missing file is reported before training starts."""
-    from srgan_plugin.losses.vgg import resolve_vgg19_weights
+    """VGG19 weights must be at hand (a path, torchvision's cache, or a download now when online)."""
+    from srgan_plugin.losses.vgg import (VGGWeightsError, VGGWeightsMismatchError, resolve_vgg19_weights,
+                                         vgg19_weights_available)
 
     for key, block in (opt.get('train') or {}).items():
-        if isinstance(block, Mapping) and block.get('type') == 'VGGContentLoss':
-            try:
-                resolve_vgg19_weights(block.get('vgg_weights'))
-            except FileNotFoundError as error:
-                raise OptionsError(f'train.{key}: {error}') from None
+        if not (isinstance(block, Mapping) and block.get('type') == 'VGGContentLoss'):
+            continue
+        weights = block.get('vgg_weights')
+        if vgg19_weights_available(weights):
+            continue  # a file is there; it is loaded (and checked) once, when the loss is built
+        try:
+            resolve_vgg19_weights(weights)  # downloads into torchvision's cache when online
+        except (VGGWeightsError, VGGWeightsMismatchError) as error:
+            raise OptionsError(f'train.{key}: {error}') from None
 
 
 CHECKS: tuple[Callable[[Opt], None], ...] = (check_registered, check_crop, check_paths)

@@ -32,6 +32,18 @@ def torchvision_state_dict() -> dict[str, torch.Tensor]:
     return torchvision.models.vgg19(weights=None).state_dict()
 
 
+@pytest.fixture(scope='module')
+def full_weights_file(tmp_path_factory, torchvision_state_dict) -> str:
+    """torchvision's full vgg19 state dict (features.* and classifier.*), as in its cache file; saved once."""
+    path = tmp_path_factory.mktemp('weights') / VGG19_FILENAME
+    torch.save(torchvision_state_dict, path)
+    return str(path)
+
+
+def _features_only(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k[len('features.'):]: v for k, v in state_dict.items() if k.startswith('features.')}
+
+
 @pytest.fixture
 def offline_empty_hub(monkeypatch: pytest.MonkeyPatch, tmp_path) -> list[str]:
     """torch.hub's dir is an empty tmp_path and any download raises; returns the URLs a download was tried for."""
@@ -153,12 +165,11 @@ def test_range_norm_maps_minus_one_one_to_zero_one(content_loss_22: nn.Module) -
 # ---------------------------------------------------------------- weight policy
 
 
-def test_full_and_features_only_state_dicts_load_identically(tmp_path, torchvision_state_dict) -> None:
-    full_path, features_path = tmp_path / 'full.pth', tmp_path / 'features.pth'
-    torch.save(torchvision_state_dict, full_path)
-    features_only = {k[len('features.'):]: v for k, v in torchvision_state_dict.items() if k.startswith('features.')}
-    torch.save(features_only, features_path)
-    full = VGG19Features(layer='vgg22', weights=str(full_path))
+def test_full_and_features_only_state_dicts_load_identically(tmp_path, torchvision_state_dict,
+                                                             full_weights_file) -> None:
+    features_path = tmp_path / 'features.pth'
+    torch.save(_features_only(torchvision_state_dict), features_path)
+    full = VGG19Features(layer='vgg22', weights=full_weights_file)
     only = VGG19Features(layer='vgg22', weights=str(features_path))
     torch.testing.assert_close(full.features.conv1_1.weight, torchvision_state_dict['features.0.weight'])
     x = _images()[0]
@@ -166,8 +177,8 @@ def test_full_and_features_only_state_dicts_load_identically(tmp_path, torchvisi
 
 
 def test_mismatched_state_dict_raises(tmp_path, torchvision_state_dict) -> None:
-    path = tmp_path / 'vgg16.pth'
-    torch.save({k: v for k, v in torchvision_state_dict.items() if k != 'features.34.weight'}, path)
+    path = tmp_path / 'incomplete.pth'
+    torch.save({k: v for k, v in _features_only(torchvision_state_dict).items() if k != '34.weight'}, path)
     with pytest.raises(VGGWeightsMismatchError, match='34.weight'):
         VGG19Features(weights=str(path))
 
@@ -206,10 +217,10 @@ def test_unset_weights_offline_raises_without_network(offline_empty_hub: list[st
     assert offline_empty_hub == [vgg_module.VGG19_URL]
 
 
-def test_unset_weights_uses_torchvision_cache(offline_empty_hub, torchvision_state_dict) -> None:
+def test_unset_weights_uses_torchvision_cache(offline_empty_hub, torchvision_state_dict, full_weights_file) -> None:
     cache = vgg19_cache_path()  # under the patched, empty hub dir
     os.makedirs(os.path.dirname(cache))
-    torch.save(torchvision_state_dict, cache)
+    os.symlink(full_weights_file, cache)
     assert vgg19_weights_available(None)
     check_vgg19_weights(None)
     vgg = VGG19Features(layer='conv1_1')
@@ -292,3 +303,25 @@ def test_gradient_penalty_positive_for_nonlinear_critic() -> None:
     real, fake = _images()
     critic(real)  # materialise the lazy layer
     assert build_loss({'type': 'GradientPenaltyLoss'})(critic, real, fake).item() > 0
+
+
+def test_gradient_penalty_through_ddp(tmp_path) -> None:
+    """A DistributedDataParallel critic (gloo, one CPU process) gives the same penalty and gets parameter grads."""
+    dist = torch.distributed
+    if not dist.is_available() or dist.is_initialized():
+        pytest.skip('torch.distributed unavailable or already initialised')
+    dist.init_process_group('gloo', init_method=f'file://{tmp_path}/pg', rank=0, world_size=1)
+    try:
+        torch.manual_seed(0)
+        critic = nn.Sequential(nn.Conv2d(3, 4, 3), nn.LeakyReLU(0.2), nn.Flatten(), nn.Linear(4 * 30 * 30, 1))
+        wrapped = nn.parallel.DistributedDataParallel(critic)
+        gp, (real, fake) = build_loss({'type': 'GradientPenaltyLoss'}), _images()
+        torch.manual_seed(1)
+        expected = gp(critic, real, fake).item()
+        torch.manual_seed(1)
+        penalty = gp(wrapped, real, fake)
+        (wrapped(fake).mean() - wrapped(real).mean() + penalty).backward()
+    finally:
+        dist.destroy_process_group()
+    assert penalty.item() == pytest.approx(expected, rel=1e-6) and penalty.item() > 0
+    assert critic[0].weight.grad is not None and critic[0].weight.grad.abs().sum() > 0

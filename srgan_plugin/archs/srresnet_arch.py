@@ -80,7 +80,7 @@ class SRResNet(nn.Module):
         factors = [3] if upscale == 3 else [2] * int(math.log2(upscale))
         self.upsample = nn.Sequential(*[UpsampleBlock(num_feat, f, prelu) for f in factors])
         self.conv_last = nn.Conv2d(num_feat, num_out_ch, 9, 1, 4)
-        default_init_weights([self.conv_first, self.conv_body, self.upsample, self.conv_last], scale=1)
+        default_init_weights([self.conv_first, self.conv_body, self.upsample, self.conv_last], scale=0.1)
 
     def forward(self, x: Tensor) -> Tensor:
         feat = self.prelu_first(self.conv_first(x))

@@ -50,8 +50,7 @@ class VGGContentLoss(nn.Module):
         self.loss_weight = loss_weight
         self.feature_scale = feature_scale
         self.criterion = criterion
-        self.vgg = VGG19Features(
-            layer=layer, weights=vgg_weights, use_input_norm=use_input_norm, range_norm=range_norm)
+        self.vgg = VGG19Features(layer=layer, weights=vgg_weights, use_input_norm=use_input_norm, range_norm=range_norm)
 
     def forward(self, x: torch.Tensor, gt: torch.Tensor) -> tuple[torch.Tensor, None]:
         """Content loss between ``x`` and ``gt``, both (n, 3, h, w) images.

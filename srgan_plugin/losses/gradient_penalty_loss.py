@@ -34,7 +34,6 @@ class GradientPenaltyLoss(nn.Module):
         alpha = torch.rand(alpha_shape, device=real.device, dtype=real.dtype)
         x_hat = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
         d_hat = discriminator(x_hat)
-        grad, = torch.autograd.grad(
-            outputs=d_hat, inputs=x_hat, grad_outputs=torch.ones_like(d_hat), create_graph=True)
+        grad, = torch.autograd.grad(outputs=d_hat, inputs=x_hat, grad_outputs=torch.ones_like(d_hat), create_graph=True)
         grad_norm = grad.flatten(1).norm(2, dim=1)
         return (grad_norm - 1).square().mean() * self.loss_weight

@@ -186,8 +186,9 @@ def _build_features(state_dict: dict[str, torch.Tensor] | None) -> nn.Sequential
     try:
         features.load_state_dict(features_state_dict(state_dict), strict=True)
     except RuntimeError as error:
-        raise VGGWeightsMismatchError(_one_line(f'The VGG19 weights do not match torchvision\'s vgg19 (expected '
-                                                f'features.N.* or N.* keys, classifier.* ignored): {error}')) from error
+        raise VGGWeightsMismatchError(
+            _one_line(f'The VGG19 weights do not match torchvision\'s vgg19 (expected '
+                      f'features.N.* or N.* keys, classifier.* ignored): {error}')) from error
     return features
 
 
