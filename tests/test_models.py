@@ -1,0 +1,137 @@
+"""GAN model and phase-1 model: one optimisation step, log keys, EMA with BatchNorm buffers, options of the step."""
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+import torch
+from basicsr.models import build_model
+
+from conftest import load_options
+
+G_KEYS = {'l_g_pix', 'l_g_gan'}
+D_KEYS = {'l_d_real', 'l_d_fake', 'out_d_real', 'out_d_fake'}
+
+
+def model_options(phase: int, **train: Any) -> dict[str, Any]:
+    opt = load_options('train_srresnet_x4.yml' if phase == 1 else 'train_srgan_x4.yml')
+    opt.update(num_gpu=0, dist=False, rank=0, world_size=1, is_train=True, auto_resume=False)
+    opt['network_g'].update(num_feat=8, num_block=1)
+    opt['path'] = {'pretrain_network_g': None}
+    if phase == 2:
+        opt['network_d'].update(num_feat=8, input_size=32, num_dense=16)
+        opt['train'].pop('perceptual_opt')
+        opt['train']['pixel_opt'] = {'type': 'MSELoss', 'loss_weight': 1.0}
+    opt['train'].update(train)
+    return opt
+
+
+def feed(model, seed: int = 0) -> None:
+    generator = torch.Generator().manual_seed(seed)
+    model.feed_data({'lq': torch.rand(2, 3, 8, 8, generator=generator), 'gt': torch.rand(2, 3, 32, 32,
+                                                                                           generator=generator)})
+
+
+def snapshot(net: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in net.state_dict().items()}
+
+
+def changed(before: dict[str, torch.Tensor], net: torch.nn.Module) -> bool:
+    return any(not torch.equal(before[k], v) for k, v in net.state_dict().items() if v.is_floating_point())
+
+
+def test_gan_step_updates_both_networks_and_logs_basicsr_keys():
+    model = build_model(model_options(2))
+    g0, d0 = snapshot(model.net_g), snapshot(model.net_d)
+    feed(model)
+    model.optimize_parameters(1)
+    assert changed(g0, model.net_g) and changed(d0, model.net_d)
+    assert set(model.get_current_log()) == G_KEYS | D_KEYS
+    assert all(isinstance(v, float) for v in model.get_current_log().values())
+
+
+def test_gan_step_with_perceptual_loss_logs_percep():
+    opt = model_options(2)
+    opt['train']['perceptual_opt'] = {'type': 'VGGContentLoss', 'layer': 'vgg22', 'vgg_weights': 'random'}
+    model = build_model(opt)
+    feed(model)
+    model.optimize_parameters(1)
+    assert 'l_g_percep' in model.get_current_log()
+
+
+def test_generator_step_does_not_touch_discriminator():
+    model = build_model(model_options(2))
+    feed(model)
+    log: dict[str, torch.Tensor] = {}
+    from srgan_plugin.models.srgan_model import frozen
+    with frozen(model.net_d):
+        loss = model.generator_loss(model.net_g(model.lq), model.gt, log)
+    loss.backward()
+    assert all(p.grad is None for p in model.net_d.parameters())
+    assert all(p.requires_grad for p in model.net_d.parameters())
+    assert all(p.grad is not None for p in model.net_g.parameters())
+
+
+def test_net_d_init_iters_skips_generator_update():
+    model = build_model(model_options(2, net_d_init_iters=5))
+    g0, d0 = snapshot(model.net_g), snapshot(model.net_d)
+    feed(model)
+    model.optimize_parameters(1)
+    params_g = {k for k, _ in model.net_g.named_parameters()}
+    assert all(torch.equal(g0[k], v) for k, v in model.net_g.state_dict().items() if k in params_g)
+    assert changed(d0, model.net_d)
+    assert set(model.get_current_log()) == D_KEYS
+
+
+def test_wgan_gp_logs_penalty():
+    model = build_model(
+        model_options(
+            2, gan_opt={'type': 'GANLoss', 'gan_type': 'wgan', 'loss_weight': 1e-3},
+            gp_opt={'type': 'GradientPenaltyLoss', 'loss_weight': 10.0}))
+    feed(model)
+    model.optimize_parameters(1)
+    assert model.get_current_log()['l_d_gp'] >= 0
+
+
+@pytest.mark.parametrize('phase', [1, 2])
+def test_ema_follows_batchnorm_buffers(phase: int):
+    """BasicSR's model_ema averages parameters only; ours also copies running statistics into net_g_ema."""
+    model = build_model(model_options(phase, ema_decay=0.9))
+    ema_before = snapshot(model.net_g_ema)
+    for it in range(1, 4):
+        feed(model, seed=it)
+        model.optimize_parameters(it)
+    live, ema = model.net_g.state_dict(), model.net_g_ema.state_dict()
+    buffers = [k for k, _ in model.net_g.named_buffers()]
+    assert buffers and all(torch.equal(live[k], ema[k]) for k in buffers)
+    weight = 'conv_first.weight'
+    assert not torch.equal(ema[weight], ema_before[weight])  # averaged ...
+    assert not torch.equal(ema[weight], live[weight])  # ... not copied
+
+
+def test_phase1_step_logs_l_pix():
+    model = build_model(model_options(1))
+    g0 = snapshot(model.net_g)
+    feed(model)
+    model.optimize_parameters(1)
+    assert changed(g0, model.net_g)
+    assert set(model.get_current_log()) == {'l_pix'}
+
+
+def test_model_runs_on_cpu_when_num_gpu_is_zero():
+    model = build_model(model_options(2))
+    assert model.device.type == 'cpu'
+    assert all(p.device.type == 'cpu' for p in model.net_d.parameters())
+
+
+def test_save_writes_g_ema_d_and_state(tmp_path):
+    opt = model_options(2, ema_decay=0.5)
+    opt['path'].update(models=str(tmp_path), training_states=str(tmp_path))
+    model = build_model(copy.deepcopy(opt))
+    feed(model)
+    model.optimize_parameters(1)
+    model.save(epoch=0, current_iter=1)
+    saved = torch.load(tmp_path / 'net_g_1.pth', weights_only=True)
+    assert set(saved) == {'params', 'params_ema'}
+    assert (tmp_path / 'net_d_1.pth').is_file() and (tmp_path / '1.state').is_file()

@@ -1,0 +1,147 @@
+"""Option files and the boundary checks: names resolve, no collisions, one clear line for each bad input."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
+
+from conftest import OPTIONS, load_options, tiny_training_options
+from srgan_plugin.options_check import _type_entries, check_options
+
+REGISTRIES = (ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY)
+OPTION_FILES = sorted(str(p.relative_to(OPTIONS)) for p in OPTIONS.rglob('*.yml'))
+
+
+@pytest.mark.parametrize('registry', REGISTRIES, ids=lambda r: r._name)
+def test_plugin_names_are_class_names_and_do_not_shadow_basicsr(registry):
+    ours = {name: obj for name, obj in registry if obj.__module__.startswith('srgan_plugin.')}
+    basicsr = {name for name, obj in registry if obj.__module__.startswith('basicsr.')}
+    assert all(name == obj.__name__ for name, obj in ours.items())  # the YAML key is the class name
+    assert not set(ours) & basicsr
+
+
+def test_plugin_registers_what_the_docs_promise():
+    assert {'SRResNet', 'SRGANDiscriminator'} <= set(ARCH_REGISTRY.keys())
+    assert {'VGGContentLoss', 'TVLoss', 'GradientPenaltyLoss'} <= set(LOSS_REGISTRY.keys())
+    assert {'SRResNetModel', 'SRGANPluginModel'} <= set(MODEL_REGISTRY.keys())
+
+
+@pytest.mark.parametrize('name', OPTION_FILES)
+def test_every_type_in_options_resolves(name: str):
+    entries = list(_type_entries(load_options(name)))
+    assert entries and all(type_name in registry for _, type_name, registry in entries), entries
+
+
+@pytest.mark.parametrize('name', [n for n in OPTION_FILES if 'train_srgan' in n])
+def test_discriminator_input_size_matches_gt_size(name: str):
+    opt = load_options(name)
+    assert opt['network_d']['input_size'] == opt['datasets']['train']['gt_size']
+
+
+def test_phase2_starts_from_the_checkpoint_phase1_writes():
+    for phase1, phase2 in (('train_srresnet_x4.yml', 'train_srgan_x4.yml'),
+                           ('demo/train_srresnet_demo.yml', 'demo/train_srgan_demo.yml')):
+        name = load_options(phase1)['name']
+        assert load_options(phase2)['path']['pretrain_network_g'] == f'experiments/{name}/models/net_g_latest.pth'
+
+
+def test_paper_settings_in_the_x4_options():
+    p1, p2 = load_options('train_srresnet_x4.yml'), load_options('train_srgan_x4.yml')
+    for opt in (p1, p2):
+        assert opt['datasets']['train']['gt_size'] == 96 and opt['datasets']['train']['batch_size_per_gpu'] == 16
+        assert opt['train']['optim_g']['lr'] == 1e-4 and opt['train']['optim_g']['betas'][0] == 0.9
+    assert p1['train']['total_iter'] == 1_000_000 and p1['train']['pixel_opt']['type'] == 'MSELoss'
+    assert p2['train']['total_iter'] == 200_000
+    assert p2['train']['scheduler'] == {'type': 'MultiStepLR', 'milestones': [100000], 'gamma': 0.1}
+    assert p2['train']['perceptual_opt']['layer'] == 'vgg54' and p2['train']['gan_opt']['loss_weight'] == 1e-3
+
+
+# --- bad input: one clear line ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def good(paired_folder, tmp_path, monkeypatch) -> dict:
+    monkeypatch.chdir(tmp_path)
+    opt = tiny_training_options(2, paired_folder, 'check')
+    opt['path']['pretrain_network_g'] = None
+    opt['is_train'] = True
+    return opt
+
+
+def error_of(opt: dict) -> str:
+    with pytest.raises(SystemExit) as info:
+        check_options(opt, 'x.yml')
+    message = str(info.value.code)
+    assert message.startswith('error: x.yml: ') and '\n' not in message
+    return message
+
+
+def test_good_options_pass(good):
+    check_options(good, 'x.yml')
+
+
+def test_missing_dataroot(good):
+    good['datasets']['train']['dataroot_gt'] = 'datasets/nowhere'
+    assert 'datasets.train.dataroot_gt: datasets/nowhere (relative to' in error_of(good)
+
+
+def test_lmdb_without_meta_info(good, tmp_path):
+    lmdb = tmp_path / 'hr.lmdb'
+    lmdb.mkdir()
+    good['datasets']['train'].update(dataroot_gt=str(lmdb), io_backend={'type': 'lmdb'})
+    assert 'has no meta_info.txt' in error_of(good)
+
+
+def test_gt_size_not_multiple_of_scale(good):
+    good['datasets']['train']['gt_size'] = 30
+    assert 'must be a multiple of scale (4)' in error_of(good)
+
+
+def test_discriminator_crop_mismatch(good):
+    good['network_d']['input_size'] = 96
+    assert 'network_d.input_size (96) must equal datasets.train.gt_size (32)' in error_of(good)
+
+
+def test_basicsr_discriminator_with_paper_crop(good):
+    good['network_d'] = {'type': 'VGGStyleDiscriminator', 'num_in_ch': 3, 'num_feat': 8}
+    assert 'use type: SRGANDiscriminator with input_size: 32' in error_of(good)
+
+
+def test_missing_phase1_checkpoint(good):
+    good['path']['pretrain_network_g'] = 'experiments/train_SRResNet_x4_DIV2K/models/net_g_latest.pth'
+    message = error_of(good)
+    assert 'path.pretrain_network_g' in message and 'train the phase that writes it first' in message
+
+
+def test_vgg_weights_missing_offline(good, tmp_path, monkeypatch):
+    import torch.hub
+    monkeypatch.setattr(torch.hub, 'get_dir', lambda: str(tmp_path / 'hub'))
+
+    def offline(*args, **kwargs):
+        raise OSError('offline')
+
+    monkeypatch.setattr(torch.hub, 'download_url_to_file', offline)
+    good['train']['perceptual_opt']['vgg_weights'] = None
+    message = error_of(good)
+    assert 'vgg19-dcbb9e9d.pth' in message and 'vgg_weights' in message and str(tmp_path / 'hub') in message
+
+
+def test_unknown_type_names_registry_and_plugin(good):
+    good['network_g']['type'] = 'SRResNett'
+    message = error_of(good)
+    assert "network_g.type: 'SRResNett' is not in BasicSR's arch registry" in message
+    assert 'srgan_plugin' in message and "did you mean 'SRResNet'?" in message
+
+
+def test_unknown_model_type(good):
+    good['model_type'] = 'NoSuchModel'
+    assert "model_type: 'NoSuchModel' is not in BasicSR's model registry" in error_of(good)
+
+
+def test_option_files_are_valid_yaml_with_basicsr_sections():
+    for name in OPTION_FILES:
+        opt = yaml.safe_load(Path(OPTIONS, name).read_text())
+        assert list(opt)[:3] == ['name', 'model_type', 'scale'], name
+        assert {'datasets', 'network_g', 'path'} <= set(opt), name
