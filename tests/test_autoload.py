@@ -1,0 +1,60 @@
+"""The installed autoload hook: ``import basicsr`` loads the plugin; nothing heavy at start-up; it can be turned off."""
+from __future__ import annotations
+
+import site
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, run
+
+PTH = 'srgan_plugin_autoload.pth'
+
+
+def installed_pth() -> Path:
+    for folder in {sysconfig.get_paths()['purelib'], *site.getsitepackages()}:
+        if (Path(folder) / PTH).is_file():
+            return Path(folder) / PTH
+    pytest.skip(f'{PTH} is not installed in this environment: run `pip install -e .` (or `pip install .`) first')
+
+
+def test_pth_is_installed_and_tiny():
+    line = installed_pth().read_text().strip()
+    assert line == 'import _srgan_plugin_autoload; _srgan_plugin_autoload.install()'
+
+
+def test_interpreter_start_imports_no_torch(tmp_path):
+    installed_pth()
+    result = run(['-c', 'import sys; print("torch" in sys.modules, "srgan_plugin" in sys.modules)'], cwd=tmp_path)
+    assert result.stdout.split() == ['False', 'False'], result.stderr
+
+
+def test_import_basicsr_registers_the_plugin(tmp_path):
+    installed_pth()
+    code = ('import basicsr, sys; from basicsr.utils.registry import ARCH_REGISTRY, MODEL_REGISTRY; '
+            'print("srgan_plugin" in sys.modules, "SRResNet" in ARCH_REGISTRY, "SRGANPluginModel" in MODEL_REGISTRY)')
+    result = run(['-c', code], cwd=tmp_path)
+    assert result.stdout.split() == ['True', 'True', 'True'], result.stderr
+
+
+def test_environment_variable_turns_it_off(tmp_path):
+    installed_pth()
+    code = ('import sys\ntry:\n    import basicsr\nexcept ImportError as e:\n    print("basicsr failed:", type(e).__name__)\n'
+            'print("srgan_plugin" in sys.modules)')
+    result = run(['-c', code], cwd=tmp_path, env={'SRGAN_PLUGIN_AUTOLOAD': '0'})
+    assert result.stdout.strip().splitlines()[-1] == 'False', result.stderr
+
+
+def test_hook_module_uses_only_the_standard_library():
+    source = (REPO / '_srgan_plugin_autoload.py').read_text()
+    imports = {line.split()[1].split('.')[0] for line in source.splitlines() if line.startswith(('import ', 'from '))}
+    assert imports <= {'importlib', 'os', 'sys'}
+
+
+def test_plugin_first_then_basicsr_order_also_works(tmp_path):
+    """``import srgan_plugin`` before basicsr (hook off): the patches reach modules that bound names already."""
+    code = ('import srgan_plugin, basicsr.train, basicsr.utils.options as o; '
+            'print(basicsr.train.parse_options is o.parse_options, "compat" in o.parse_options.__code__.co_filename)')
+    result = run(['-c', code], cwd=tmp_path, env={'SRGAN_PLUGIN_AUTOLOAD': '0'})
+    assert result.stdout.split() == ['True', 'True'], result.stderr

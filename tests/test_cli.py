@@ -1,0 +1,88 @@
+"""The user's literal commands in subprocesses: ``python -m basicsr.train`` (phase 1, then phase 2 from phase 1's
+weights), ``python -m basicsr.test``, the plugin's own doors, and bad input on the command line."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import load_options, run, shared_dataset, tiny_training_options, write_options
+from srgan_plugin.compat import basicsr_install_root
+
+
+@pytest.fixture(scope='module')
+def two_phases(paired_folder, tmp_path_factory) -> Path:
+    """Phase 1 then phase 2 through ``python -m basicsr.train`` in a fresh working directory."""
+    cwd = tmp_path_factory.mktemp('work')
+    write_options(tiny_training_options(1, paired_folder, 'cli_p1'), cwd / 'p1.yml')
+    p2 = tiny_training_options(2, paired_folder, 'cli_p2')
+    p2['path']['pretrain_network_g'] = 'experiments/cli_p1/models/net_g_latest.pth'
+    write_options(p2, cwd / 'p2.yml')
+    for name in ('p1.yml', 'p2.yml'):
+        result = run(['-m', 'basicsr.train', '-opt', name], cwd=cwd)
+        assert result.returncode == 0, result.stderr[-3000:]
+    return cwd
+
+
+def test_phase1_writes_checkpoints_and_logs_in_cwd(two_phases):
+    models = two_phases / 'experiments' / 'cli_p1' / 'models'
+    assert (models / 'net_g_latest.pth').is_file() and (models / 'net_g_4.pth').is_file()
+    assert (two_phases / 'experiments' / 'cli_p1' / 'training_states' / '4.state').is_file()
+    assert (two_phases / 'tb_logger' / 'cli_p1').is_dir()
+    log = next((two_phases / 'experiments' / 'cli_p1').glob('train_cli_p1_*.log')).read_text()
+    assert 'Model [SRResNetModel] is created' in log and 'l_pix:' in log and '# psnr:' in log
+
+
+def test_phase2_loads_phase1_weights_and_logs_gan_keys(two_phases):
+    log = next((two_phases / 'experiments' / 'cli_p2').glob('train_cli_p2_*.log')).read_text()
+    assert 'Loading SRResNet model from experiments/cli_p1/models/net_g_latest.pth' in log
+    assert 'Model [SRGANPluginModel] is created' in log
+    for key in ('l_g_percep', 'l_g_gan', 'l_d_real', 'l_d_fake', 'out_d_real', 'out_d_fake'):
+        assert f'{key}:' in log, key
+    saved = torch.load(two_phases / 'experiments' / 'cli_p2' / 'models' / 'net_d_latest.pth', weights_only=True)
+    assert 'features.0.weight' in saved['params']
+
+
+def test_nothing_lands_in_site_packages(two_phases):
+    root = Path(basicsr_install_root())
+    assert not any((root / folder / name).exists()
+                   for folder in ('experiments', 'tb_logger', 'results') for name in ('cli_p1', 'cli_p2'))
+
+
+def test_basicsr_test_on_set5(two_phases):
+    set5 = shared_dataset('Set5')
+    opt = load_options('test_srgan_x4.yml')
+    opt.update(name='cli_test', num_gpu=0)
+    opt['datasets'] = {'test_1': {**opt['datasets']['test_1'], 'dataroot_gt': str(set5 / 'HR'),
+                                  'dataroot_lq': str(set5 / 'LR_bicubic' / 'X4')}}
+    opt['network_g'].update(num_feat=8, num_block=1)
+    opt['path']['pretrain_network_g'] = 'experiments/cli_p2/models/net_g_latest.pth'
+    write_options(opt, two_phases / 'test.yml')
+    result = run(['-m', 'basicsr.test', '-opt', 'test.yml'], cwd=two_phases)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = two_phases / 'results' / 'cli_test'
+    assert sorted(p.stem for p in (out / 'visualization' / 'Set5').glob('*.png')) == sorted(
+        f'{p.stem}_cli_test' for p in (set5 / 'HR').glob('*.png'))
+    log = next(out.glob('test_cli_test_*.log')).read_text()
+    assert '# psnr:' in log and '# ssim:' in log
+
+
+def test_plugin_train_door(two_phases):
+    """``python -m srgan_plugin.train`` is the same CLI; a re-run archives the old experiment folder, loses nothing."""
+    result = run(['-m', 'srgan_plugin.train', '-opt', 'p1.yml'], cwd=two_phases)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (two_phases / 'experiments' / 'cli_p1' / 'models' / 'net_g_latest.pth').is_file()
+    archived = list((two_phases / 'experiments').glob('cli_p1_archived_*'))
+    assert len(archived) == 1 and (archived[0] / 'models' / 'net_g_latest.pth').is_file()
+
+
+def test_bad_option_file_is_one_line_and_creates_nothing(paired_folder, tmp_path):
+    opt = tiny_training_options(1, paired_folder, 'bad')
+    opt['datasets']['train']['dataroot_gt'] = 'datasets/missing.lmdb'
+    write_options(opt, tmp_path / 'bad.yml')
+    result = run(['-m', 'basicsr.train', '-opt', 'bad.yml'], cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith('error: bad.yml: datasets.train.dataroot_gt:')
+    assert 'Traceback' not in result.stderr
+    assert not (tmp_path / 'experiments').exists()
