@@ -73,7 +73,7 @@ setup(
         'scikit-image',
         'tqdm',
     ],
-    extras_require={'test': ['pytest>=7']},
+    extras_require={'test': ['pytest>=7', 'setuptools>=70', 'wheel']},
     cmdclass={'build_py': BuildPyWithAutoload},
     zip_safe=False,
 )

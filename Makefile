@@ -1,0 +1,35 @@
+# Two commands do everything on a fresh machine (Python >= 3.9 with venv):
+#   make demo   set up .venv, build the demo data, train both phases, test them, write the comparison image
+#   make test   set up .venv and run the test suite (what CI runs)
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test clean-demo
+
+$(STAMP): requirements.txt setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip 'setuptools>=70' wheel
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	$(PY) -m srgan_plugin.prepare demo
+	$(PY) -m basicsr.train -opt options/demo/train_srresnet_demo.yml
+	$(PY) -m basicsr.train -opt options/demo/train_srgan_demo.yml
+	$(PY) -m basicsr.test -opt options/demo/test_srresnet_demo.yml
+	$(PY) -m basicsr.test -opt options/demo/test_srgan_demo.yml
+	$(PY) -m srgan_plugin.visualize --lr datasets/demo/val/LR_bicubic/X4 --hr datasets/demo/val/HR \
+		--sr SRResNet=results/test_demo_SRResNet_x4/visualization/demo_val \
+		--sr SRGAN=results/test_demo_SRGAN_x4/visualization/demo_val \
+		-o results/demo_comparison.png
+
+test: setup
+	$(PY) -m pytest
+
+clean-demo:
+	rm -rf datasets/demo experiments/demo_* results/test_demo_* results/demo_comparison.png

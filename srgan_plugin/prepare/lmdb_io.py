@@ -1,0 +1,234 @@
+"""Write and check LMDB image databases in BasicSR's exact format.
+
+A BasicSR LMDB is a folder ``name.lmdb`` holding LMDB's ``data.mdb`` / ``lock.mdb`` and a ``meta_info.txt``:
+
+* each value is a PNG-encoded image (``cv2.imencode('.png', img, [cv2.IMWRITE_PNG_COMPRESSION, level])``), BGR like
+  everything cv2 writes; the LMDB key is the image name without extension, ASCII-encoded;
+* ``meta_info.txt`` has one line per image, ``{key}.png ({h},{w},{c}) {compression level}``, e.g.
+  ``0001_s001.png (480,480,3) 1`` (``basicsr.utils.lmdb_util.LmdbMaker``).
+
+``basicsr.data.data_util.paired_paths_from_lmdb`` reads the keys back as ``line.split('.')[0]``, so a key must not
+contain ``.`` (nor whitespace); :class:`LmdbWriter` refuses such keys. An LQ and a GT database are a pair when their
+key sets are equal. ``meta_info.txt`` is written last, when the writer is closed, so a database whose writing was
+interrupted has none and never passes :func:`check_lmdb`.
+"""
+from __future__ import annotations
+
+import os
+import re
+from os import path as osp
+from typing import Iterable, NamedTuple
+
+import cv2
+import lmdb
+import numpy as np
+
+META_INFO = 'meta_info.txt'
+_META_LINE = re.compile(r'^(?P<key>[^\s.]+)\.png \((?P<h>\d+),(?P<w>\d+),(?P<c>\d+)\) (?P<level>\d+)$')
+
+
+class MetaInfo(NamedTuple):
+    """One line of a BasicSR ``meta_info.txt``."""
+    key: str
+    shape: tuple[int, int, int]
+    compress_level: int
+
+
+def image_shape(img: np.ndarray) -> tuple[int, int, int]:
+    """``(h, w, c)`` of an image, ``c = 1`` for a 2-D one (as BasicSR's ``read_img_worker``)."""
+    if img.ndim == 2:
+        return img.shape[0], img.shape[1], 1
+    if img.ndim == 3:
+        return img.shape[0], img.shape[1], img.shape[2]
+    raise ValueError(f'Expected an HxW or HxWxC image, got shape {img.shape}.')
+
+
+def format_meta_line(key: str, shape: tuple[int, int, int], compress_level: int) -> str:
+    """A ``meta_info.txt`` line without newline: ``{key}.png ({h},{w},{c}) {compress_level}``."""
+    h, w, c = shape
+    return f'{key}.png ({h},{w},{c}) {compress_level}'
+
+
+def parse_meta_line(line: str) -> MetaInfo:
+    """Parse one ``meta_info.txt`` line; raises ``ValueError`` when it is not in BasicSR's format."""
+    match = _META_LINE.match(line.strip())
+    if match is None:
+        raise ValueError(f'not a BasicSR meta_info line: {line.strip()!r}')
+    shape = (int(match['h']), int(match['w']), int(match['c']))
+    return MetaInfo(match['key'], shape, int(match['level']))
+
+
+def read_meta_info(lmdb_path: str) -> list[MetaInfo]:
+    """All entries of ``lmdb_path/meta_info.txt``, in file order (blank lines are skipped)."""
+    with open(osp.join(lmdb_path, META_INFO), encoding='ascii') as f:
+        return [parse_meta_line(line) for line in f if line.strip()]
+
+
+def check_key(key: str) -> None:
+    """Raise ``ValueError`` unless ``key`` can round-trip through BasicSR's ``meta_info.txt`` parsing."""
+    if not key or not key.isascii() or '.' in key or any(ch.isspace() for ch in key):
+        raise ValueError(f'Invalid LMDB key {key!r}: BasicSR needs non-empty ASCII keys without "." or whitespace.')
+
+
+def encode_png(img: np.ndarray, compress_level: int = 1) -> bytes:
+    """PNG bytes of a uint8 image (BGR for colour images, cv2's order), as BasicSR stores it in an LMDB.
+
+    Args:
+        img (np.ndarray): HxW or HxWxC uint8 image.
+        compress_level (int): PNG compression level 0-9. Default: 1.
+
+    Returns:
+        bytes: The encoded image.
+    """
+    ok, buf = cv2.imencode('.png', img, [cv2.IMWRITE_PNG_COMPRESSION, compress_level])
+    if not ok:
+        raise ValueError(f'cv2 could not encode an image of shape {img.shape} and dtype {img.dtype} as PNG.')
+    return buf.tobytes()
+
+
+class LmdbWriter:
+    """Write images into a new BasicSR-format LMDB (a streaming, self-growing ``basicsr.utils.lmdb_util.LmdbMaker``).
+
+    Use it as a context manager; ``meta_info.txt`` is written when it closes without error. Writes are committed
+    every ``batch`` images; when the map is full it is doubled and the batch is written again.
+
+    Args:
+        lmdb_path (str): Folder to create; must end with ``.lmdb`` and must not exist yet.
+        compress_level (int): PNG compression level of the stored images. Default: 1.
+        batch (int): Images per transaction (they are held in memory until committed). Default: 500.
+        map_size (int): Initial LMDB map size in bytes; it grows as needed. Default: 1 GiB.
+    """
+
+    def __init__(self, lmdb_path: str, compress_level: int = 1, batch: int = 500, map_size: int = 1 << 30) -> None:
+        if not lmdb_path.endswith('.lmdb'):
+            raise ValueError(f"LMDB path must end with '.lmdb': {lmdb_path}")
+        if osp.exists(lmdb_path):
+            raise FileExistsError(f'{lmdb_path} already exists.')
+        self.lmdb_path = lmdb_path
+        self.compress_level = compress_level
+        self.batch = batch
+        os.makedirs(osp.dirname(osp.abspath(lmdb_path)), exist_ok=True)
+        self.env = lmdb.open(lmdb_path, map_size=map_size)
+        self._pending: list[tuple[bytes, bytes]] = []
+        self._meta_lines: list[str] = []
+        self._keys: set[str] = set()
+
+    def __len__(self) -> int:
+        return len(self._meta_lines)
+
+    def put(self, key: str, img: np.ndarray) -> None:
+        """Encode ``img`` (uint8, BGR for colour) as PNG and store it under ``key``."""
+        self.put_bytes(key, encode_png(img, self.compress_level), image_shape(img))
+
+    def put_bytes(self, key: str, img_bytes: bytes, shape: tuple[int, int, int]) -> None:
+        """Store already PNG-encoded bytes (encoded with this writer's ``compress_level``) of an image of ``shape``."""
+        check_key(key)
+        if key in self._keys:
+            raise ValueError(f'Duplicate LMDB key {key!r} in {self.lmdb_path}.')
+        self._keys.add(key)
+        self._pending.append((key.encode('ascii'), img_bytes))
+        self._meta_lines.append(format_meta_line(key, shape, self.compress_level))
+        if len(self._pending) >= self.batch:
+            self._commit()
+
+    def _commit(self) -> None:
+        while True:
+            try:
+                with self.env.begin(write=True) as txn:  # aborted (nothing written) when put raises
+                    for key_bytes, img_bytes in self._pending:
+                        txn.put(key_bytes, img_bytes)
+                break
+            except lmdb.MapFullError:
+                self.env.set_mapsize(self.env.info()['map_size'] * 2)
+        self._pending.clear()
+
+    def close(self, write_meta: bool = True) -> None:
+        """Commit what is pending, close the environment and (unless ``write_meta`` is False) write meta_info.txt."""
+        try:
+            if write_meta:
+                self._commit()
+        finally:
+            self.env.close()
+        if write_meta:
+            with open(osp.join(self.lmdb_path, META_INFO), 'w', encoding='ascii') as f:
+                f.writelines(f'{line}\n' for line in self._meta_lines)
+
+    def __enter__(self) -> LmdbWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close(write_meta=exc_type is None)
+
+
+def write_lmdb(lmdb_path: str, items: Iterable[tuple[str, np.ndarray]], compress_level: int = 1) -> int:
+    """Write ``(key, uint8 BGR image)`` pairs into a new BasicSR-format LMDB with its ``meta_info.txt``.
+
+    Args:
+        lmdb_path (str): Folder to create; must end with ``.lmdb`` and must not exist yet.
+        items (Iterable[tuple[str, np.ndarray]]): Keys (image names without extension) and images.
+        compress_level (int): PNG compression level. Default: 1.
+
+    Returns:
+        int: Number of images written.
+    """
+    with LmdbWriter(lmdb_path, compress_level=compress_level) as writer:
+        for key, img in items:
+            writer.put(key, img)
+    return len(writer)
+
+
+def _open_readonly(lmdb_path: str) -> lmdb.Environment:
+    # the same flags as BasicSR's LmdbBackend: nothing in the folder is modified, not even lock.mdb
+    return lmdb.open(lmdb_path, readonly=True, lock=False, readahead=False)
+
+
+def lmdb_keys(lmdb_path: str) -> list[str]:
+    """All keys stored in the LMDB (sorted, decoded), read without modifying any file."""
+    env = _open_readonly(lmdb_path)
+    try:
+        with env.begin(write=False) as txn:
+            return [key.decode('ascii') for key in txn.cursor().iternext(keys=True, values=False)]
+    finally:
+        env.close()
+
+
+def read_lmdb_image(lmdb_path: str, key: str, flags: int = cv2.IMREAD_UNCHANGED) -> np.ndarray:
+    """Decode the image stored under ``key`` (uint8, BGR for colour images); ``KeyError`` when it is missing."""
+    env = _open_readonly(lmdb_path)
+    try:
+        with env.begin(write=False) as txn:
+            buf = txn.get(key.encode('ascii'))
+    finally:
+        env.close()
+    if buf is None:
+        raise KeyError(f'{key!r} is not in {lmdb_path}')
+    return cv2.imdecode(np.frombuffer(buf, np.uint8), flags)
+
+
+def check_lmdb(lmdb_path: str) -> list[MetaInfo]:
+    """Check that a folder is a complete BasicSR LMDB and return its ``meta_info.txt`` entries.
+
+    Complete means: ``data.mdb`` and ``meta_info.txt`` exist, every meta_info line parses, its keys are unique, and
+    they are exactly the keys stored in the database. Image contents are not decoded.
+
+    Args:
+        lmdb_path (str): The ``.lmdb`` folder.
+
+    Returns:
+        list[MetaInfo]: The entries, in file order.
+
+    Raises:
+        ValueError: With a one-line reason when the database is not complete.
+    """
+    for name in ('data.mdb', META_INFO):
+        if not osp.isfile(osp.join(lmdb_path, name)):
+            raise ValueError(f'{lmdb_path}: {name} is missing')
+    entries = read_meta_info(lmdb_path)
+    meta_keys = [entry.key for entry in entries]
+    if len(set(meta_keys)) != len(meta_keys):
+        raise ValueError(f'{lmdb_path}: {META_INFO} lists a key more than once')
+    stored = lmdb_keys(lmdb_path)
+    if set(stored) != set(meta_keys):
+        raise ValueError(f'{lmdb_path}: {len(stored)} keys stored but {len(meta_keys)} listed in {META_INFO}, '
+                         f'{len(set(stored) ^ set(meta_keys))} differ')
+    return entries
