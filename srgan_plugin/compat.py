@@ -7,7 +7,8 @@ torchvision alias must exist before ``basicsr/__init__.py`` runs). Each patch is
 Patches:
     1. ``torchvision.transforms.functional_tensor`` was removed in torchvision 0.17; basicsr imports it
        (BasicSR #663, #650: fixed only on unreleased master). We alias it to its successor.
-    2. ``python -m basicsr.train`` / ``basicsr.test`` derive their root from basicsr's own ``__file__``: with a pip
+    2. ``python -m basicsr.train`` / ``basicsr.test`` derive their root from basicsr's own ``__file__`` (master has
+       ``path.experiments_root`` since BasicSR #595, unreleased): with a pip
        install, ``experiments/``, ``tb_logger/`` and ``results/`` land in site-packages and ``--auto_resume`` (which
        looks in ``./experiments``) never finds them. We put them under the current working directory, as BasicSR's
        docs show. Running from a BasicSR source checkout is left alone.

@@ -233,26 +233,43 @@ def _find_result(folder: str, stem: str) -> str:
     return osp.join(folder, candidates[0])
 
 
-def compare_folders(lr_dir: str, hr_dir: str, results: Sequence[tuple[str, str]], out_path: str,
-                    scale: int = 4) -> np.ndarray:
+def compare_folders(lr_dir: str,
+                    hr_dir: str,
+                    results: Sequence[tuple[str, str]],
+                    out_path: str,
+                    scale: int = 4) -> tuple[np.ndarray, dict[str, float]]:
     """One row per HR image: bicubic | each labelled result folder | HR (BasicSR's test output naming).
+
+    Each panel is labelled with its PSNR against HR in the paper's protocol (Y channel, ``scale`` px shaved).
 
     Args:
         lr_dir: Folder of LR images, named as in ``hr_dir``.
         hr_dir: Folder of HR images; one row per image, sorted by name.
         results: ``(label, folder)`` pairs, e.g. ``[('SRResNet', 'results/test_x/visualization/Set5')]``.
         out_path: PNG to write.
-        scale: Upscaling factor of the bicubic panel. Default: 4.
+        scale: Upscaling factor of the bicubic panel and border shaved for PSNR. Default: 4.
+
+    Returns:
+        The canvas (BGR) and the mean PSNR (dB) per label, bicubic first.
     """
+    from basicsr.metrics import calculate_psnr
+
     rows, labels = [], []
-    for name in sorted(os.listdir(hr_dir)):
-        stem = osp.splitext(name)[0]
-        hr = cv2.imread(osp.join(hr_dir, name), cv2.IMREAD_COLOR)
+    names = ['bicubic', *(label for label, _ in results)]
+    psnr: dict[str, list[float]] = {name: [] for name in names}
+    for file_name in sorted(os.listdir(hr_dir)):
+        stem = osp.splitext(file_name)[0]
+        hr = cv2.imread(osp.join(hr_dir, file_name), cv2.IMREAD_COLOR)
         lr = cv2.imread(_find_result(lr_dir, stem), cv2.IMREAD_COLOR)
-        sr = [cv2.imread(_find_result(folder, stem), cv2.IMREAD_COLOR) for _, folder in results]
-        rows.append([bicubic_upscale(lr, scale), *sr, hr])
-        labels.append([f'{stem}: bicubic', *(label for label, _ in results), 'HR'])
-    return grid(rows, labels, out_path)
+        panels = [bicubic_upscale(lr, scale)
+                  ] + [cv2.imread(_find_result(d, stem), cv2.IMREAD_COLOR) for _, d in results]
+        row_labels = []
+        for name, panel in zip(names, panels):
+            psnr[name].append(calculate_psnr(panel, hr, crop_border=scale, test_y_channel=True))
+            row_labels.append(f'{name} {psnr[name][-1]:.2f} dB')
+        rows.append([*panels, hr])
+        labels.append([f'{stem}: {row_labels[0]}', *row_labels[1:], 'HR'])
+    return grid(rows, labels, out_path), {name: float(np.mean(values)) for name, values in psnr.items()}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
@@ -261,8 +278,12 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         description='Side-by-side comparison: bicubic | results | HR, one row per image.')
     parser.add_argument('--lr', required=True, help='folder of LR images')
     parser.add_argument('--hr', required=True, help='folder of HR images (same names)')
-    parser.add_argument('--sr', action='append', required=True, metavar='LABEL=FOLDER',
-                        help='a labelled result folder (BasicSR test output); repeat for several')
+    parser.add_argument(
+        '--sr',
+        action='append',
+        required=True,
+        metavar='LABEL=FOLDER',
+        help='a labelled result folder (BasicSR test output); repeat for several')
     parser.add_argument('-o', '--out', required=True, help='PNG file to write')
     parser.add_argument('-s', '--scale', type=int, default=4)
     args = parser.parse_args(argv)
@@ -278,10 +299,11 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     if osp.abspath(args.out) in {osp.abspath(osp.join(d, n)) for d in (args.lr, args.hr) for n in os.listdir(d)}:
         parser.error(f'{args.out} is one of the input images; choose another output path')
     try:
-        canvas = compare_folders(args.lr, args.hr, results, args.out, args.scale)
+        canvas, psnr = compare_folders(args.lr, args.hr, results, args.out, args.scale)
     except FileNotFoundError as error:
         parser.error(str(error))
     print(f'wrote {args.out} ({canvas.shape[1]}x{canvas.shape[0]})')
+    print(f'mean PSNR (Y, {args.scale} px shaved): ' + ', '.join(f'{k} {v:.2f} dB' for k, v in psnr.items()))
 
 
 if __name__ == '__main__':

@@ -74,8 +74,14 @@ def tiny_training_options(phase: int, data: tuple[Path, Path], name: str, iters:
     opt['name'] = name
     opt['num_gpu'] = 0
     train = opt['datasets']['train']
-    train.update(dataroot_gt=hr_dir, dataroot_lq=lr_dir, io_backend={'type': 'disk'}, gt_size=32,
-                 num_worker_per_gpu=0, batch_size_per_gpu=2, dataset_enlarge_ratio=4)
+    train.update(
+        dataroot_gt=hr_dir,
+        dataroot_lq=lr_dir,
+        io_backend={'type': 'disk'},
+        gt_size=32,
+        num_worker_per_gpu=0,
+        batch_size_per_gpu=2,
+        dataset_enlarge_ratio=4)
     opt['datasets'] = {'train': train, 'val': {**opt['datasets']['val'], 'dataroot_gt': hr_dir, 'dataroot_lq': lr_dir}}
     opt['network_g'].update(num_feat=8, num_block=1)
     opt['train']['total_iter'] = iters
@@ -87,11 +93,18 @@ def tiny_training_options(phase: int, data: tuple[Path, Path], name: str, iters:
     return opt
 
 
-def run(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+def run(args: list[str],
+        cwd: Path,
+        env: dict[str, str] | None = None,
+        timeout: int = 600) -> subprocess.CompletedProcess:
     """Run ``python ARGS`` the way a user would (same interpreter, no PYTHONPATH tricks)."""
     full_env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
     full_env.update(env or {})
-    return subprocess.run([sys.executable, *args], cwd=cwd, env=full_env, capture_output=True, text=True,
+    return subprocess.run([sys.executable, *args],
+                          cwd=cwd,
+                          env=full_env,
+                          capture_output=True,
+                          text=True,
                           timeout=timeout)
 
 

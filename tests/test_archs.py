@@ -11,8 +11,16 @@ from srgan_plugin.archs.srresnet_arch import count_parameters
 
 PLUGIN_ARCHS = sorted(name for name, obj in ARCH_REGISTRY if obj.__module__.startswith('srgan_plugin.'))
 TINY = {
-    'SRResNet': ({'num_feat': 8, 'num_block': 2, 'upscale': 4}, (2, 3, 8, 8), (2, 3, 32, 32)),
-    'SRGANDiscriminator': ({'num_feat': 8, 'input_size': 32, 'num_dense': 16}, (2, 3, 32, 32), (2, 1)),
+    'SRResNet': ({
+        'num_feat': 8,
+        'num_block': 2,
+        'upscale': 4
+    }, (2, 3, 8, 8), (2, 3, 32, 32)),
+    'SRGANDiscriminator': ({
+        'num_feat': 8,
+        'input_size': 32,
+        'num_dense': 16
+    }, (2, 3, 32, 32), (2, 1)),
 }
 
 

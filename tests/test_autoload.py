@@ -40,8 +40,14 @@ def test_import_basicsr_registers_the_plugin(tmp_path):
 
 def test_environment_variable_turns_it_off(tmp_path):
     installed_pth()
-    code = ('import sys\ntry:\n    import basicsr\nexcept ImportError as e:\n    print("basicsr failed:", type(e).__name__)\n'
-            'print("srgan_plugin" in sys.modules)')
+    code = '\n'.join([
+        'import sys',
+        'try:',
+        '    import basicsr',
+        'except ImportError:',
+        '    pass  # without the plugin, basicsr 1.4.2 cannot import under torchvision >= 0.17 (BasicSR #663)',
+        'print("srgan_plugin" in sys.modules)',
+    ])
     result = run(['-c', code], cwd=tmp_path, env={'SRGAN_PLUGIN_AUTOLOAD': '0'})
     assert result.stdout.strip().splitlines()[-1] == 'False', result.stderr
 

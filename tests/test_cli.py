@@ -46,16 +46,20 @@ def test_phase2_loads_phase1_weights_and_logs_gan_keys(two_phases):
 
 def test_nothing_lands_in_site_packages(two_phases):
     root = Path(basicsr_install_root())
-    assert not any((root / folder / name).exists()
-                   for folder in ('experiments', 'tb_logger', 'results') for name in ('cli_p1', 'cli_p2'))
+    assert not any((root / folder / name).exists() for folder in ('experiments', 'tb_logger', 'results')
+                   for name in ('cli_p1', 'cli_p2'))
 
 
 def test_basicsr_test_on_set5(two_phases):
     set5 = shared_dataset('Set5')
     opt = load_options('test_srgan_x4.yml')
     opt.update(name='cli_test', num_gpu=0)
-    opt['datasets'] = {'test_1': {**opt['datasets']['test_1'], 'dataroot_gt': str(set5 / 'HR'),
-                                  'dataroot_lq': str(set5 / 'LR_bicubic' / 'X4')}}
+    opt['datasets'] = {
+        'test_1': {
+            **opt['datasets']['test_1'], 'dataroot_gt': str(set5 / 'HR'),
+            'dataroot_lq': str(set5 / 'LR_bicubic' / 'X4')
+        }
+    }
     opt['network_g'].update(num_feat=8, num_block=1)
     opt['path']['pretrain_network_g'] = 'experiments/cli_p2/models/net_g_latest.pth'
     write_options(opt, two_phases / 'test.yml')

@@ -37,6 +37,7 @@ def test_parse_options_and_tb_helpers_are_patched_everywhere():
     import basicsr.train
     import basicsr.utils
     import basicsr.utils.options
+
     def patched(func) -> bool:
         return func.__code__.co_filename == compat.__file__
 

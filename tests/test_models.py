@@ -29,8 +29,10 @@ def model_options(phase: int, **train: Any) -> dict[str, Any]:
 
 def feed(model, seed: int = 0) -> None:
     generator = torch.Generator().manual_seed(seed)
-    model.feed_data({'lq': torch.rand(2, 3, 8, 8, generator=generator), 'gt': torch.rand(2, 3, 32, 32,
-                                                                                           generator=generator)})
+    model.feed_data({
+        'lq': torch.rand(2, 3, 8, 8, generator=generator),
+        'gt': torch.rand(2, 3, 32, 32, generator=generator)
+    })
 
 
 def snapshot(net: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -87,8 +89,16 @@ def test_net_d_init_iters_skips_generator_update():
 def test_wgan_gp_logs_penalty():
     model = build_model(
         model_options(
-            2, gan_opt={'type': 'GANLoss', 'gan_type': 'wgan', 'loss_weight': 1e-3},
-            gp_opt={'type': 'GradientPenaltyLoss', 'loss_weight': 10.0}))
+            2,
+            gan_opt={
+                'type': 'GANLoss',
+                'gan_type': 'wgan',
+                'loss_weight': 1e-3
+            },
+            gp_opt={
+                'type': 'GradientPenaltyLoss',
+                'loss_weight': 10.0
+            }))
     feed(model)
     model.optimize_parameters(1)
     assert model.get_current_log()['l_d_gp'] >= 0

@@ -41,8 +41,8 @@ def test_discriminator_input_size_matches_gt_size(name: str):
 
 
 def test_phase2_starts_from_the_checkpoint_phase1_writes():
-    for phase1, phase2 in (('train_srresnet_x4.yml', 'train_srgan_x4.yml'),
-                           ('demo/train_srresnet_demo.yml', 'demo/train_srgan_demo.yml')):
+    for phase1, phase2 in (('train_srresnet_x4.yml', 'train_srgan_x4.yml'), ('demo/train_srresnet_demo.yml',
+                                                                             'demo/train_srgan_demo.yml')):
         name = load_options(phase1)['name']
         assert load_options(phase2)['path']['pretrain_network_g'] == f'experiments/{name}/models/net_g_latest.pth'
 

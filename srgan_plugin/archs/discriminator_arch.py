@@ -41,7 +41,9 @@ class SRGANDiscriminator(nn.Module):
             raise ValueError(f'SRGANDiscriminator: input_size must be a positive multiple of 16 (it must equal '
                              f'datasets.train.gt_size), got {input_size!r}.')
         self.input_size = input_size
-        widths = [num_feat, num_feat, num_feat * 2, num_feat * 2, num_feat * 4, num_feat * 4, num_feat * 8, num_feat * 8]
+        widths = [
+            num_feat, num_feat, num_feat * 2, num_feat * 2, num_feat * 4, num_feat * 4, num_feat * 8, num_feat * 8
+        ]
         layers: list[nn.Module] = []
         in_ch = num_in_ch
         for i, out_ch in enumerate(widths):
@@ -49,9 +51,8 @@ class SRGANDiscriminator(nn.Module):
             in_ch = out_ch
         self.features = nn.Sequential(*layers)
         spatial = input_size // 16
-        self.classifier = nn.Sequential(
-            nn.Flatten(), nn.Linear(in_ch * spatial * spatial, num_dense), nn.LeakyReLU(0.2, inplace=True),
-            nn.Linear(num_dense, 1))
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(in_ch * spatial * spatial, num_dense),
+                                        nn.LeakyReLU(0.2, inplace=True), nn.Linear(num_dense, 1))
 
     def forward(self, x: Tensor) -> Tensor:
         if x.shape[-2:] != (self.input_size, self.input_size):

@@ -31,8 +31,7 @@ class UpsampleBlock(nn.Sequential):
 
     def __init__(self, num_feat: int, factor: int, prelu_params: int = 1) -> None:
         super().__init__(
-            nn.Conv2d(num_feat, num_feat * factor * factor, 3, 1, 1), nn.PixelShuffle(factor),
-            nn.PReLU(prelu_params))
+            nn.Conv2d(num_feat, num_feat * factor * factor, 3, 1, 1), nn.PixelShuffle(factor), nn.PReLU(prelu_params))
 
 
 @ARCH_REGISTRY.register()

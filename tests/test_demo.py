@@ -1,0 +1,58 @@
+"""The demo pipeline end to end with its literal option files (iterations cut with BasicSR's --force_yml):
+prepare demo -> phase 1 -> phase 2 from phase 1's weights -> basicsr.test for both -> comparison image."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import pytest
+
+from conftest import OPTIONS, load_options, run
+
+SHORT = ['--force_yml', 'train:total_iter=4', 'val:val_freq=4', 'logger:print_freq=2', 'logger:save_checkpoint_freq=4',
+         'datasets:train:num_worker_per_gpu=0', 'num_gpu=0']
+
+
+@pytest.fixture(scope='module')
+def demo_dir(tmp_path_factory) -> Path:
+    cwd = tmp_path_factory.mktemp('demo')
+    steps = [
+        ['-m', 'srgan_plugin.prepare', 'demo'],
+        ['-m', 'basicsr.train', '-opt', str(OPTIONS / 'demo' / 'train_srresnet_demo.yml'), *SHORT],
+        ['-m', 'basicsr.train', '-opt', str(OPTIONS / 'demo' / 'train_srgan_demo.yml'), *SHORT],
+        ['-m', 'basicsr.test', '-opt', str(OPTIONS / 'demo' / 'test_srresnet_demo.yml'), '--force_yml', 'num_gpu=0'],
+        ['-m', 'basicsr.test', '-opt', str(OPTIONS / 'demo' / 'test_srgan_demo.yml'), '--force_yml', 'num_gpu=0'],
+    ]
+    for step in steps:
+        result = run(step, cwd=cwd)
+        assert result.returncode == 0, f'{step}:\n{result.stderr[-3000:]}'
+    return cwd
+
+
+def test_demo_phases_chain(demo_dir):
+    p1, p2 = load_options('demo/train_srresnet_demo.yml')['name'], load_options('demo/train_srgan_demo.yml')['name']
+    assert (demo_dir / 'experiments' / p1 / 'models' / 'net_g_latest.pth').is_file()
+    log = next((demo_dir / 'experiments' / p2).glob('train_*.log')).read_text()
+    assert f'Loading SRResNet model from experiments/{p1}/models/net_g_latest.pth' in log
+    assert 'l_g_gan:' in log and 'l_d_real:' in log
+
+
+def test_demo_comparison_image(demo_dir):
+    out = demo_dir / 'results' / 'demo_comparison.png'
+    result = run([
+        '-m', 'srgan_plugin.visualize', '--lr', 'datasets/demo/val/LR_bicubic/X4', '--hr', 'datasets/demo/val/HR',
+        '--sr', 'SRResNet=results/test_demo_SRResNet_x4/visualization/demo_val', '--sr',
+        'SRGAN=results/test_demo_SRGAN_x4/visualization/demo_val', '-o', str(out)
+    ], cwd=demo_dir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert 'mean PSNR' in result.stdout and 'SRResNet' in result.stdout and 'bicubic' in result.stdout
+    image = cv2.imread(str(out))
+    assert image.shape[1] > 4 * 256  # bicubic | SRResNet | SRGAN | HR, 256 px each
+    assert image.shape[0] > 2 * 256  # one row per held-out image
+
+
+def test_visualize_refuses_bad_arguments(demo_dir):
+    result = run(['-m', 'srgan_plugin.visualize', '--lr', 'nowhere', '--hr', 'datasets/demo/val/HR', '--sr',
+                  'X=nowhere', '-o', 'x.png'], cwd=demo_dir)
+    assert result.returncode == 2 and 'expected LABEL=FOLDER with an existing folder' in result.stderr
+    assert 'Traceback' not in result.stderr
