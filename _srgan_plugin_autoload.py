@@ -10,7 +10,6 @@ Set ``SRGAN_PLUGIN_AUTOLOAD=0`` to turn the hook off.
 """
 import importlib
 import importlib.abc
-import importlib.machinery
 import os
 import sys
 
@@ -45,11 +44,21 @@ class BasicsrFinder(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname, path=None, target=None):
         if fullname != 'basicsr' or 'srgan_plugin' in sys.modules:
             return None
-        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        spec = self._spec_from_other_finders(fullname, path, target)
         if spec is None or spec.loader is None:
             return None
         spec.loader = _PluginFirstLoader(spec.loader)
         return spec
+
+    def _spec_from_other_finders(self, fullname, path, target):
+        """The spec the rest of ``sys.meta_path`` would give (an editable basicsr has a finder of its own)."""
+        for finder in sys.meta_path:
+            if finder is self or isinstance(finder, BasicsrFinder) or not hasattr(finder, 'find_spec'):
+                continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None:
+                return spec
+        return None
 
 
 def enabled() -> bool:

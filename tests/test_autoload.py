@@ -64,3 +64,23 @@ def test_plugin_first_then_basicsr_order_also_works(tmp_path):
             'print(basicsr.train.parse_options is o.parse_options, "compat" in o.parse_options.__code__.co_filename)')
     result = run(['-c', code], cwd=tmp_path, env={'SRGAN_PLUGIN_AUTOLOAD': '0'})
     assert result.stdout.split() == ['True', 'True'], result.stderr
+
+
+def test_basicsr_found_by_another_finder_still_loads_the_plugin(tmp_path):
+    """An editable basicsr (``pip install -e`` of a BasicSR checkout) is served by a finder of its own."""
+    installed_pth()
+    code = '\n'.join([
+        'import importlib.machinery, sys',
+        'class EditableFinder:',
+        '    used = False',
+        '    def find_spec(self, name, path=None, target=None):',
+        '        if name != "basicsr":',
+        '            return None',
+        '        EditableFinder.used = True',
+        '        return importlib.machinery.PathFinder.find_spec(name, path)',
+        'sys.meta_path.insert(1, EditableFinder())',
+        'import basicsr',
+        'print(EditableFinder.used, "srgan_plugin" in sys.modules)',
+    ])
+    result = run(['-c', code], cwd=tmp_path)
+    assert result.stdout.split() == ['True', 'True'], result.stderr
