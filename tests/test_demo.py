@@ -9,8 +9,12 @@ import pytest
 
 from conftest import OPTIONS, load_options, run
 
-SHORT = ['--force_yml', 'train:total_iter=4', 'val:val_freq=4', 'logger:print_freq=2', 'logger:save_checkpoint_freq=4',
-         'datasets:train:num_worker_per_gpu=0', 'num_gpu=0']
+SHORT = ('train:total_iter=4 val:val_freq=4 logger:print_freq=2 logger:save_checkpoint_freq=4 '
+         'datasets:train:num_worker_per_gpu=0 num_gpu=0').split()
+
+
+def command(module: str, option_file: str, *force_yml: str) -> list[str]:
+    return ['-m', module, '-opt', str(OPTIONS / 'demo' / option_file), '--force_yml', *force_yml]
 
 
 @pytest.fixture(scope='module')
@@ -18,10 +22,10 @@ def demo_dir(tmp_path_factory) -> Path:
     cwd = tmp_path_factory.mktemp('demo')
     steps = [
         ['-m', 'srgan_plugin.prepare', 'demo'],
-        ['-m', 'basicsr.train', '-opt', str(OPTIONS / 'demo' / 'train_srresnet_demo.yml'), *SHORT],
-        ['-m', 'basicsr.train', '-opt', str(OPTIONS / 'demo' / 'train_srgan_demo.yml'), *SHORT],
-        ['-m', 'basicsr.test', '-opt', str(OPTIONS / 'demo' / 'test_srresnet_demo.yml'), '--force_yml', 'num_gpu=0'],
-        ['-m', 'basicsr.test', '-opt', str(OPTIONS / 'demo' / 'test_srgan_demo.yml'), '--force_yml', 'num_gpu=0'],
+        command('basicsr.train', 'train_srresnet_demo.yml', *SHORT),
+        command('basicsr.train', 'train_srgan_demo.yml', *SHORT),
+        command('basicsr.test', 'test_srresnet_demo.yml', 'num_gpu=0'),
+        command('basicsr.test', 'test_srgan_demo.yml', 'num_gpu=0'),
     ]
     for step in steps:
         result = run(step, cwd=cwd)
@@ -42,8 +46,10 @@ def test_demo_comparison_image(demo_dir):
     result = run([
         '-m', 'srgan_plugin.visualize', '--lr', 'datasets/demo/val/LR_bicubic/X4', '--hr', 'datasets/demo/val/HR',
         '--sr', 'SRResNet=results/test_demo_SRResNet_x4/visualization/demo_val', '--sr',
-        'SRGAN=results/test_demo_SRGAN_x4/visualization/demo_val', '-o', str(out)
-    ], cwd=demo_dir)
+        'SRGAN=results/test_demo_SRGAN_x4/visualization/demo_val', '-o',
+        str(out)
+    ],
+                 cwd=demo_dir)
     assert result.returncode == 0, result.stderr[-3000:]
     assert 'mean PSNR' in result.stdout and 'SRResNet' in result.stdout and 'bicubic' in result.stdout
     image = cv2.imread(str(out))
@@ -52,7 +58,10 @@ def test_demo_comparison_image(demo_dir):
 
 
 def test_visualize_refuses_bad_arguments(demo_dir):
-    result = run(['-m', 'srgan_plugin.visualize', '--lr', 'nowhere', '--hr', 'datasets/demo/val/HR', '--sr',
-                  'X=nowhere', '-o', 'x.png'], cwd=demo_dir)
+    result = run([
+        '-m', 'srgan_plugin.visualize', '--lr', 'nowhere', '--hr', 'datasets/demo/val/HR', '--sr', 'X=nowhere', '-o',
+        'x.png'
+    ],
+                 cwd=demo_dir)
     assert result.returncode == 2 and 'expected LABEL=FOLDER with an existing folder' in result.stderr
     assert 'Traceback' not in result.stderr

@@ -13,7 +13,6 @@ file and which option points to it. Accepted state dicts: torchvision's full ``v
 """
 from __future__ import annotations
 
-import os
 import pickle
 import re
 from collections import OrderedDict
