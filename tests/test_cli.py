@@ -90,3 +90,23 @@ def test_bad_option_file_is_one_line_and_creates_nothing(paired_folder, tmp_path
     assert result.stderr.strip().splitlines()[-1].startswith('error: bad.yml: datasets.train.dataroot_gt:')
     assert 'Traceback' not in result.stderr
     assert not (tmp_path / 'experiments').exists()
+
+
+def test_plugin_test_door_writes_results_in_cwd(two_phases, paired_folder):
+    """``python -m srgan_plugin.test`` is BasicSR's test CLI; results/ lands in the working directory."""
+    opt = load_options('test_srresnet_x4.yml')
+    opt.update(name='door_test', num_gpu=0)
+    hr_dir, lr_dir = (str(p) for p in paired_folder)
+    opt['datasets'] = {
+        'test_1': {
+            **opt['datasets']['test_1'], 'name': 'synthetic',
+            'dataroot_gt': hr_dir,
+            'dataroot_lq': lr_dir
+        }
+    }
+    opt['network_g'].update(num_feat=8, num_block=1)
+    opt['path']['pretrain_network_g'] = 'experiments/cli_p1/models/net_g_latest.pth'
+    write_options(opt, two_phases / 'door_test.yml')
+    result = run(['-m', 'srgan_plugin.test', '-opt', 'door_test.yml'], cwd=two_phases)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(list((two_phases / 'results' / 'door_test' / 'visualization' / 'synthetic').glob('*.png'))) == 4
