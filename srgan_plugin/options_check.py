@@ -8,6 +8,7 @@ certainly fail later are reported; everything else is left to BasicSR.
 from __future__ import annotations
 
 import difflib
+import json
 import os
 from os import path as osp
 from typing import Any, Callable, Iterator, Mapping
@@ -65,12 +66,24 @@ def check_dataset(phase: str, dataset: Opt) -> None:
             continue
         where = f'datasets.{phase}.{key}'
         if _missing(root):
-            raise OptionsError(f'{where}: {_where(root)} does not exist; create it (README, "Data") or fix the path.')
+            raise OptionsError(f'{where}: {_where(root)} does not exist; create it with python -m srgan_plugin.prepare '
+                               '(README, "Data preparation") or fix the path.')
         if backend == 'lmdb' and not osp.isfile(osp.join(root, 'meta_info.txt')):
             raise OptionsError(f'{where}: {root} has no meta_info.txt, so it is not a BasicSR LMDB; rebuild it with '
-                               'meta_info.txt (README, "Data").')
+                               'python -m srgan_plugin.prepare (README, "Data preparation").')
         if backend == 'lmdb' and not root.endswith('.lmdb'):
             raise OptionsError(f"{where}: io_backend is lmdb but {root} does not end with '.lmdb'.")
+
+
+def smallest_prepared_size(dataroot_gt: str) -> tuple[int, int] | None:
+    """The smallest HR sub-image recorded by ``srgan_plugin.prepare`` next to an LMDB (None when unknown)."""
+    manifest = osp.join(osp.dirname(osp.abspath(dataroot_gt)), 'prepare_info.json')
+    try:
+        with open(manifest, encoding='utf-8') as f:
+            height, width = json.load(f)['smallest']['hr_size']
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return height, width
 
 
 def check_crop(opt: Opt) -> None:
@@ -80,6 +93,11 @@ def check_crop(opt: Opt) -> None:
     gt_size, scale = train['gt_size'], opt.get('scale', 1)
     if gt_size % scale:
         raise OptionsError(f'datasets.train.gt_size ({gt_size}) must be a multiple of scale ({scale}).')
+    smallest = smallest_prepared_size(train['dataroot_gt']) if train.get('dataroot_gt') else None
+    if smallest and min(smallest) < gt_size:
+        raise OptionsError(f"datasets.train.gt_size ({gt_size}) is larger than the smallest HR sub-image of "
+                           f"{train['dataroot_gt']} ({smallest[0]}x{smallest[1]}, see its prepare_info.json): "
+                           f'rebuild it with --min-size {gt_size} or lower gt_size.')
     net_d = opt.get('network_d') or {}
     if net_d.get('type') == 'SRGANDiscriminator' and net_d.get('input_size', 96) != gt_size:
         raise OptionsError(f"network_d.input_size ({net_d.get('input_size', 96)}) must equal datasets.train.gt_size "

@@ -145,3 +145,16 @@ def test_option_files_are_valid_yaml_with_basicsr_sections():
         opt = yaml.safe_load(Path(OPTIONS, name).read_text())
         assert list(opt)[:3] == ['name', 'model_type', 'scale'], name
         assert {'datasets', 'network_g', 'path'} <= set(opt), name
+
+
+def test_gt_size_larger_than_smallest_prepared_subimage(good, tmp_path):
+    """``srgan_plugin.prepare`` records the smallest HR sub-image; BasicSR's random crop would fail on it later."""
+    import json
+    root = tmp_path / 'prepared'
+    root.mkdir()
+    (root / 'prepare_info.json').write_text(json.dumps({'smallest': {'key': 't20_s001', 'hr_size': [76, 76]}}))
+    (root / 'hr.lmdb').mkdir()
+    good['datasets']['train']['dataroot_gt'] = str(root / 'hr.lmdb')
+    good['datasets']['train']['gt_size'] = 96
+    good['network_d']['input_size'] = 96
+    assert 'rebuild it with --min-size 96 or lower gt_size' in error_of(good)

@@ -2,18 +2,22 @@
 
 Each subcommand lives in its own module with an ``add_parser(subparsers)`` function that registers it and sets
 ``func`` (called with the parsed namespace). To add one, write the module and list it in :data:`SUBCOMMANDS`.
-Errors are reported as one ``error:`` line on stderr with exit status 2, without a traceback.
+Errors are reported as one ``error:`` line on stderr with exit status 2 (or the error's ``exit_status``, 1 for data
+that does not verify), without a traceback.
 """
 from __future__ import annotations
 
 import argparse
-from typing import Optional, Sequence
+import contextlib
+import signal
+import threading
+from typing import Any, Iterator, Optional, Sequence
 
-from srgan_plugin.prepare import demo
+from srgan_plugin.prepare import benchmark, demo, div2k, folder, verify
 from srgan_plugin.prepare.staging import PrepareError
 
 PROG = 'python -m srgan_plugin.prepare'
-SUBCOMMANDS = (demo, )
+SUBCOMMANDS = (demo, div2k, folder, benchmark, verify)
 
 
 class OneLineArgumentParser(argparse.ArgumentParser):
@@ -40,14 +44,34 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         argv (Sequence[str] | None): Arguments without the program name. Default: None.
 
     Returns:
-        int: 0 on success; failures exit through ``parser.exit(2, ...)`` (``SystemExit``) with one line on stderr.
+        int: 0 on success; failures exit through ``parser.exit(status, ...)`` (``SystemExit``) with one line on
+        stderr.
     """
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        args.func(args)
+        with _sigterm_as_interrupt():
+            args.func(args)
     except (PrepareError, OSError) as error:
-        parser.exit(2, f'{PROG} {args.command}: error: {error}\n')
+        parser.exit(getattr(error, 'exit_status', 2), f'{PROG} {args.command}: error: {error}\n')
     except KeyboardInterrupt:
         parser.exit(130, f'{PROG} {args.command}: interrupted; nothing was left at the destination\n')
     return 0
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM (``kill``, a job scheduler's stop) into ``KeyboardInterrupt`` inside the block, so that staged
+    outputs are cleaned up as on Ctrl-C. Only in the main thread, where Python delivers signals."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -6,6 +6,10 @@
 * Sub-image cropping with crop size / step / threshold, as BasicSR's ``scripts/data_preparation/extract_subimages.py``
   (positions ``0, step, 2 * step, ...`` plus one last crop flush with the border when more than ``thresh_size``
   pixels would be left over; the n-th crop of an image, row-major and counted from 1, is named ``{name}_s{n:03d}``).
+  :func:`subimage_boxes` also keeps images smaller than the crop (BasicSR's script drops them): along an axis shorter
+  than the crop, the sub-image spans the whole axis.
+* Reading any input image into the one form everything here works on (:func:`read_image`, policy in
+  :func:`to_bgr_uint8`): 8-bit, 3 channels, BGR.
 
 All images are HWC (or HW) uint8 numpy arrays; channel order does not matter to any of these functions.
 """
@@ -14,6 +18,7 @@ from __future__ import annotations
 import contextlib
 from typing import Iterator
 
+import cv2
 import numpy as np
 import torch
 from basicsr.data.transforms import mod_crop
@@ -21,7 +26,8 @@ from basicsr.utils.matlab_functions import imresize
 
 __all__ = [
     'mod_crop', 'torch_threads', 'imresize_uint8', 'bicubic_downscale', 'center_crop', 'subimage_starts',
-    'subimage_positions', 'extract_subimages', 'subimage_key'
+    'subimage_positions', 'extract_subimages', 'subimage_key', 'subimage_boxes', 'count_subimages', 'BadImage',
+    'to_bgr_uint8', 'read_image'
 ]
 
 
@@ -162,3 +168,90 @@ def extract_subimages(img: np.ndarray,
     h, w = img.shape[:2]
     for index, (y, x) in enumerate(subimage_positions(h, w, crop_size, step, thresh_size), start=1):
         yield subimage_key(name, index), np.ascontiguousarray(img[y:y + crop_size, x:x + crop_size, ...])
+
+
+def subimage_boxes(h: int, w: int, crop_size: int, step: int, thresh_size: int = 0) -> list[tuple[int, int, int, int]]:
+    """Boxes ``(y, x, height, width)`` of the sub-images of an ``h x w`` image, row-major, keeping small images.
+
+    Along an axis at least ``crop_size`` long, the starts are :func:`subimage_starts`'s (BasicSR's) and the extent is
+    ``crop_size``; along a shorter axis there is one sub-image spanning the whole axis. So an image smaller than the
+    crop is kept whole, and one that is narrower than the crop but tall gives full-width strips. Arguments as for
+    :func:`subimage_positions` (``thresh_size`` default 0).
+
+    Returns:
+        list[tuple[int, int, int, int]]: The boxes; sub-image ``n`` (counted from 1) is ``boxes[n - 1]``.
+    """
+
+    def spans(length: int) -> list[tuple[int, int]]:
+        if length < crop_size:
+            return [(0, length)] if length > 0 else []
+        return [(start, crop_size) for start in subimage_starts(length, crop_size, step, thresh_size)]
+
+    return [(y, x, bh, bw) for y, bh in spans(h) for x, bw in spans(w)]
+
+
+def count_subimages(h: int, w: int, crop_size: int, step: int, thresh_size: int = 0) -> int:
+    """Number of sub-images :func:`subimage_boxes` gives for an ``h x w`` image (e.g. 40 for DIV2K's 0001,
+    2040x1356, with 480 / 240 / 0)."""
+    return len(subimage_boxes(h, w, crop_size, step, thresh_size))
+
+
+class BadImage(ValueError):
+    """An input file that is not a usable image; the message says why."""
+
+
+def to_bgr_uint8(img: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Bring a decoded image into the form the datasets store: uint8, 3 channels (BGR), and say what was changed.
+
+    Policy: 16-bit images are scaled to 8 bits (``round(v / 257)``); grayscale images get three equal channels;
+    the alpha channel of RGBA / grey+alpha images is dropped (as BasicSR's readers, ``cv2.IMREAD_COLOR``, do).
+    Other pixel types (float, 32-bit) are refused.
+
+    Args:
+        img (np.ndarray): HxW or HxWxC image as decoded by ``cv2.imdecode(..., cv2.IMREAD_UNCHANGED)``.
+
+    Returns:
+        tuple[np.ndarray, list[str]]: The contiguous HxWx3 uint8 image and the changes made, from
+        ``'16-bit'``, ``'grayscale'``, ``'alpha'``.
+
+    Raises:
+        BadImage: For a pixel type or channel count that has no such conversion.
+    """
+    notes = []
+    if img.dtype == np.uint16:
+        img = np.round(img / 257.).astype(np.uint8)
+        notes.append('16-bit')
+    elif img.dtype != np.uint8:
+        raise BadImage(f'{img.dtype} pixels are not supported (8- or 16-bit images only)')
+    channels = 1 if img.ndim == 2 else img.shape[2]
+    if channels in (2, 4):
+        notes.append('alpha')
+        img = img[..., :channels - 1]
+        channels -= 1
+    if channels == 1:
+        notes.append('grayscale')
+        img = cv2.cvtColor(img.reshape(img.shape[:2]), cv2.COLOR_GRAY2BGR)
+    elif channels != 3:
+        raise BadImage(f'{channels}-channel images are not supported')
+    return np.ascontiguousarray(img), notes
+
+
+def read_image(path: str) -> tuple[np.ndarray, list[str]]:
+    """Read an image file as an HxWx3 uint8 BGR array (policy: :func:`to_bgr_uint8`), never modifying the file.
+
+    Args:
+        path (str): The file (any format cv2 decodes; any characters in the name).
+
+    Returns:
+        tuple[np.ndarray, list[str]]: The image and the conversions applied.
+
+    Raises:
+        BadImage: When the file cannot be decoded as an image, or has an unsupported pixel type.
+    """
+    try:
+        img = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error:
+        img = None
+    if img is None:
+        raise BadImage('not an image (cv2 cannot decode it)')
+    return to_bgr_uint8(img)

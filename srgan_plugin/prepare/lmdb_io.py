@@ -9,19 +9,24 @@ A BasicSR LMDB is a folder ``name.lmdb`` holding LMDB's ``data.mdb`` / ``lock.md
 
 ``basicsr.data.data_util.paired_paths_from_lmdb`` reads the keys back as ``line.split('.')[0]``, so a key must not
 contain ``.`` (nor whitespace); :class:`LmdbWriter` refuses such keys. An LQ and a GT database are a pair when their
-key sets are equal. ``meta_info.txt`` is written last, when the writer is closed, so a database whose writing was
-interrupted has none and never passes :func:`check_lmdb`.
+key sets are equal (:func:`check_lmdb_pair` also decodes every entry and checks HR = scale x LR). ``meta_info.txt``
+is written last, when the writer is closed, so a database whose writing was interrupted has none and never passes
+:func:`check_lmdb`.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from os import path as osp
-from typing import Iterable, NamedTuple
+from typing import Iterable, Iterator, NamedTuple, Optional
 
 import cv2
 import lmdb
 import numpy as np
+from tqdm import tqdm
+
+from srgan_plugin.prepare.staging import PrepareError
 
 META_INFO = 'meta_info.txt'
 _META_LINE = re.compile(r'^(?P<key>[^\s.]+)\.png \((?P<h>\d+),(?P<w>\d+),(?P<c>\d+)\) (?P<level>\d+)$')
@@ -84,6 +89,11 @@ def encode_png(img: np.ndarray, compress_level: int = 1) -> bytes:
     if not ok:
         raise ValueError(f'cv2 could not encode an image of shape {img.shape} and dtype {img.dtype} as PNG.')
     return buf.tobytes()
+
+
+def decode_png(buf: bytes, flags: int = cv2.IMREAD_UNCHANGED) -> Optional[np.ndarray]:
+    """Decode stored image bytes (as :func:`encode_png` makes them); ``None`` when they are not an image."""
+    return cv2.imdecode(np.frombuffer(buf, np.uint8), flags)
 
 
 class LmdbWriter:
@@ -192,6 +202,17 @@ def lmdb_keys(lmdb_path: str) -> list[str]:
         env.close()
 
 
+def iter_lmdb_items(lmdb_path: str) -> Iterator[tuple[str, bytes]]:
+    """Every ``(key, stored bytes)`` of the LMDB in key order, through one read-only transaction."""
+    env = _open_readonly(lmdb_path)
+    try:
+        with env.begin(write=False, buffers=False) as txn:
+            for key, value in txn.cursor():
+                yield key.decode('ascii', errors='replace'), value
+    finally:
+        env.close()
+
+
 def read_lmdb_image(lmdb_path: str, key: str, flags: int = cv2.IMREAD_UNCHANGED) -> np.ndarray:
     """Decode the image stored under ``key`` (uint8, BGR for colour images); ``KeyError`` when it is missing."""
     env = _open_readonly(lmdb_path)
@@ -202,7 +223,7 @@ def read_lmdb_image(lmdb_path: str, key: str, flags: int = cv2.IMREAD_UNCHANGED)
         env.close()
     if buf is None:
         raise KeyError(f'{key!r} is not in {lmdb_path}')
-    return cv2.imdecode(np.frombuffer(buf, np.uint8), flags)
+    return decode_png(buf, flags)
 
 
 def check_lmdb(lmdb_path: str) -> list[MetaInfo]:
@@ -232,3 +253,106 @@ def check_lmdb(lmdb_path: str) -> list[MetaInfo]:
         raise ValueError(f'{lmdb_path}: {len(stored)} keys stored but {len(meta_keys)} listed in {META_INFO}, '
                          f'{len(set(stored) ^ set(meta_keys))} differ')
     return entries
+
+
+class VerifyError(PrepareError):
+    """A database that does not verify; ``problems`` lists what is wrong (one line each)."""
+    exit_status = 1
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        more = f' (and {len(problems) - 1} more problem(s))' if len(problems) > 1 else ''
+        super().__init__(f'{problems[0]}{more}')
+
+
+@dataclasses.dataclass
+class PairInfo:
+    """What a verified HR / LR pair holds."""
+    count: int
+    scale: int
+
+
+def _decode_problems(lmdb_path: str, entries: dict[str, MetaInfo]) -> list[str]:
+    problems = []
+    items = iter_lmdb_items(lmdb_path)
+    for key, buf in tqdm(items, total=len(entries), unit='img', desc=f'verify {lmdb_path}', disable=None):
+        img = decode_png(buf)
+        if img is None:
+            problems.append(f'{lmdb_path}: entry {key} does not decode as an image')
+        elif image_shape(img) != entries[key].shape:
+            problems.append(f'{lmdb_path}: entry {key} is {image_shape(img)}, meta_info.txt says {entries[key].shape}')
+    return problems
+
+
+def check_images(lmdb_path: str, decode: bool = True) -> dict[str, MetaInfo]:
+    """Check one database: complete, and (with ``decode``) every entry decodes to the shape meta_info.txt gives.
+
+    Args:
+        lmdb_path (str): The ``.lmdb`` folder.
+        decode (bool): Decode every entry (else only the structure is checked). Default: True.
+
+    Returns:
+        dict[str, MetaInfo]: meta_info.txt's entries by key.
+
+    Raises:
+        VerifyError: Listing the problems.
+    """
+    try:
+        entries = {entry.key: entry for entry in check_lmdb(lmdb_path)}
+    except (ValueError, OSError, lmdb.Error) as error:
+        raise VerifyError([f'{lmdb_path}: {error}' if lmdb_path not in str(error) else str(error)]) from None
+    problems = []
+    if decode:
+        try:
+            problems = _decode_problems(lmdb_path, entries)
+        except lmdb.Error as error:
+            problems.append(f'{lmdb_path}: reading failed ({error})')
+    if problems:
+        raise VerifyError(problems)
+    return entries
+
+
+def _pair_problems(hr: dict[str, MetaInfo], lr: dict[str, MetaInfo], scale: int) -> list[str]:
+    only_hr, only_lr = sorted(set(hr) - set(lr)), sorted(set(lr) - set(hr))
+    if only_hr or only_lr:
+        example = (only_hr or only_lr)[0]
+        return [f'the key sets differ: {len(only_hr)} key(s) only in HR, {len(only_lr)} only in LR (e.g. {example})']
+    problems = []
+    for key in sorted(hr):
+        (hh, hw, hc), (lh, lw, lc) = hr[key].shape, lr[key].shape
+        if (hh, hw, hc) != (lh * scale, lw * scale, lc):
+            problems.append(f'{key}: HR {hh}x{hw}x{hc} is not {scale} x LR {lh}x{lw}x{lc}')
+    return problems
+
+
+def check_lmdb_pair(hr_path: str, lr_path: str, scale: Optional[int] = None, decode: bool = True) -> PairInfo:
+    """Check an HR / LR pair of databases (see the module docstring).
+
+    Args:
+        hr_path (str): The HR ``.lmdb`` folder.
+        lr_path (str): The LR ``.lmdb`` folder.
+        scale (int | None): Expected scale; None takes the ratio of the first pair. Default: None.
+        decode (bool): Decode every entry. Default: True.
+
+    Returns:
+        PairInfo: Number of pairs and the scale.
+
+    Raises:
+        VerifyError: Listing the problems.
+    """
+    metas, problems = [], []
+    for path in (hr_path, lr_path):
+        try:
+            metas.append(check_images(path, decode))
+        except VerifyError as error:
+            problems += error.problems
+    if problems:
+        raise VerifyError(problems)
+    hr, lr = metas
+    if scale is None:
+        key = min(set(hr) & set(lr), default=None)
+        scale = hr[key].shape[0] // max(lr[key].shape[0], 1) if key is not None else 1
+    problems = _pair_problems(hr, lr, scale)
+    if problems:
+        raise VerifyError(problems)
+    return PairInfo(len(hr), scale)

@@ -8,6 +8,13 @@ same time are not supported.
 
 Every finished folder holds a small JSON manifest (:data:`MANIFEST`) that says what it is, so that a later run can
 tell a finished dataset from anything else at the destination and never overwrites the latter.
+
+:func:`staged_output` renames the whole staging folder into place (the destination must not exist, or be empty).
+:func:`staged_entries` is for a destination that may hold other things (e.g. ``datasets/DIV2K`` with the raw
+``DIV2K_train_HR`` in it): it moves a fixed list of named entries out of the staging folder one by one, the manifest
+last, so the manifest only appears once everything else is in place. The list is written into the marker before the
+first move; a run killed in the middle of the moves leaves the staging folder with that list, and the next run
+removes the entries already moved before it starts again.
 """
 from __future__ import annotations
 
@@ -16,7 +23,7 @@ import json
 import os
 import shutil
 from os import path as osp
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, Optional, Sequence
 
 MANIFEST = 'prepare_info.json'
 PARTIAL_MARKER = '.prepare_partial'
@@ -63,7 +70,29 @@ def _remove_leftover(tmp: str) -> None:
         raise PrepareError(f'{tmp} is in the way of the temporary build folder and was not made by this tool; '
                            'remove it or pass --out elsewhere')
     print(f'Removing {tmp}, left over by an interrupted run.')
+    out = osp.join(osp.dirname(tmp), osp.basename(tmp)[1:-len('.partial')])
+    moved = _committing(tmp)
+    if moved and not osp.lexists(osp.join(out, MANIFEST)):  # killed while moving entries: undo the moves
+        for name in moved:
+            _remove(osp.join(out, name))
     shutil.rmtree(tmp)
+
+
+def _committing(tmp: str) -> list[str]:
+    """The entry names a staging folder's marker lists (being moved into place), or [] when it lists none."""
+    try:
+        with open(osp.join(tmp, PARTIAL_MARKER), encoding='utf-8') as f:
+            names = json.load(f)
+    except (OSError, ValueError):
+        return []
+    return [name for name in names if isinstance(name, str) and name and osp.basename(name) == name]
+
+
+def _remove(path: str) -> None:
+    if osp.isdir(path) and not osp.islink(path):
+        shutil.rmtree(path)
+    elif osp.lexists(path):
+        os.remove(path)
 
 
 @contextlib.contextmanager
@@ -96,3 +125,55 @@ def staged_output(out: str) -> Iterator[str]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _move_entries(tmp: str, out: str, names: Sequence[str]) -> None:
+    """Move ``names`` (those present) from ``tmp`` into ``out``, :data:`MANIFEST` last; undo the moves on error."""
+    order = [name for name in names if name != MANIFEST] + [name for name in names if name == MANIFEST]
+    order = [name for name in order if osp.lexists(osp.join(tmp, name))]
+    with open(osp.join(tmp, PARTIAL_MARKER), 'w', encoding='utf-8') as f:
+        json.dump(order, f)
+    os.makedirs(out, exist_ok=True)
+    moved = []
+    try:
+        for name in order:
+            os.rename(osp.join(tmp, name), osp.join(out, name))
+            moved.append(name)
+    except BaseException:
+        for name in moved:
+            _remove(osp.join(out, name))
+        raise
+
+
+@contextlib.contextmanager
+def staged_entries(out: str, names: Sequence[str]) -> Iterator[str]:
+    """Context manager: yield a fresh staging folder; move the entries ``names`` from it into ``out`` at the end.
+
+    ``out`` may exist and hold other files and folders, which are left alone; none of ``names`` may exist in it.
+    The caller writes the entries (files or folders; :data:`MANIFEST` among them, moved last) into the yielded
+    folder. When the block raises, nothing is moved, the staging folder is removed and the error propagates.
+
+    Args:
+        out (str): Destination folder (created when missing).
+        names (Sequence[str]): Names of the entries to move, relative to ``out``, without path separators.
+
+    Yields:
+        str: Absolute path of the staging folder.
+    """
+    out = osp.abspath(out)
+    if osp.lexists(out) and not osp.isdir(out):
+        raise PrepareError(f'{out} exists and is not a folder; pass --out elsewhere')
+    tmp = staging_path(out)
+    _remove_leftover(tmp)  # first: it removes entries a killed run had already moved into place
+    taken = [name for name in names if osp.lexists(osp.join(out, name))]
+    if taken:
+        raise PrepareError(f'{osp.join(out, taken[0])} already exists; remove it or pass --out elsewhere')
+    os.makedirs(tmp)
+    open(osp.join(tmp, PARTIAL_MARKER), 'w').close()
+    try:
+        yield tmp
+        _move_entries(tmp, out, names)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(tmp)

@@ -1,0 +1,105 @@
+"""``python -m srgan_plugin.prepare verify``: exit 0 for a good LMDB pair, 1 with the problem for a broken one."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import lmdb
+import pytest
+
+from srgan_plugin.prepare.cli import main
+from test_prepare_subimages import make_hr_folder, snapshot
+
+HR_DB, LR_DB = 'train_HR_sub.lmdb', 'train_LR_bicubic_X4_sub.lmdb'
+
+
+@pytest.fixture(scope='module')
+def good(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp('verify')
+    make_hr_folder(root / 'hr', [(100, 120), (64, 64)])
+    assert main([
+        'folder', '--hr',
+        str(root / 'hr'), '--out',
+        str(root / 'out'), '--crop-size', '64', '--step', '32', '--workers', '1'
+    ]) == 0
+    return root / 'out'
+
+
+@pytest.fixture
+def copy(good: Path, tmp_path: Path) -> Path:
+    shutil.copytree(good, tmp_path / 'out')
+    return tmp_path / 'out'
+
+
+def verify(capsys: pytest.CaptureFixture, *paths: Path, scale: int = 0) -> tuple[int, str, str]:
+    """Exit status, stdout and stderr of ``verify`` run in-process."""
+    args = ['verify', *map(str, paths)] + (['--scale', str(scale)] if scale else [])
+    try:
+        status = main(args)
+    except SystemExit as exit_:
+        status = exit_.code
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def put_raw(db: Path, key: str, value: bytes) -> None:
+    env = lmdb.open(str(db))
+    with env.begin(write=True) as txn:
+        txn.put(key.encode('ascii'), value)
+    env.close()
+
+
+def test_good_pair_either_order_and_single(good: Path, capsys: pytest.CaptureFixture) -> None:
+    before = snapshot(good)
+    for paths in ((good / HR_DB, good / LR_DB), (good / LR_DB, good / HR_DB)):
+        status, out, _ = verify(capsys, *paths)
+        assert status == 0 and out.startswith('OK: 10 pairs') and f'HR ({good / HR_DB}) = 4 x LR' in out
+    status, out, _ = verify(capsys, good / LR_DB)
+    assert status == 0 and 'OK:' in out and '10 images' in out
+    assert snapshot(good) == before  # read-only, lock.mdb included
+
+
+def test_corrupted_entry(copy: Path, capsys: pytest.CaptureFixture) -> None:
+    put_raw(copy / HR_DB, 'img0_s002', b'\x89PNG not really')
+    status, out, err = verify(capsys, copy / HR_DB, copy / LR_DB)
+    assert status == 1 and 'entry img0_s002 does not decode as an image' in out
+    assert err.count('\n') == 1 and 'does not verify: 1 problem(s)' in err
+
+
+def test_shape_differs_from_meta_info(copy: Path, capsys: pytest.CaptureFixture) -> None:
+    meta = copy / LR_DB / 'meta_info.txt'
+    meta.write_text(meta.read_text().replace('img1_s001.png (16,16,3)', 'img1_s001.png (16,17,3)'))
+    status, out, _ = verify(capsys, copy / HR_DB, copy / LR_DB)
+    assert status == 1 and 'entry img1_s001 is (16, 16, 3), meta_info.txt says (16, 17, 3)' in out
+
+
+def test_key_sets_differ(copy: Path, capsys: pytest.CaptureFixture) -> None:
+    put_raw(copy / LR_DB, 'extra', b'x')
+    status, out, _ = verify(capsys, copy / HR_DB, copy / LR_DB)
+    assert status == 1 and '11 keys stored but 10 listed in meta_info.txt' in out
+    env = lmdb.open(str(copy / LR_DB))
+    with env.begin(write=True) as txn:  # now a consistent database, one key short of the HR one
+        txn.delete(b'extra')
+        txn.delete(b'img1_s001')
+    env.close()
+    meta = copy / LR_DB / 'meta_info.txt'
+    meta.write_text(''.join(line for line in meta.read_text().splitlines(True) if not line.startswith('img1_s001')))
+    status, out, _ = verify(capsys, copy / HR_DB, copy / LR_DB)
+    assert status == 1 and 'the key sets differ: 1 key(s) only in HR, 0 only in LR (e.g. img1_s001)' in out
+
+
+def test_wrong_scale_and_incomplete(copy: Path, capsys: pytest.CaptureFixture) -> None:
+    status, out, _ = verify(capsys, copy / HR_DB, copy / LR_DB, scale=2)
+    assert status == 1 and 'img0_s001: HR 64x64x3 is not 2 x LR 16x16x3' in out
+    (copy / HR_DB / 'meta_info.txt').unlink()
+    status, out, _ = verify(capsys, copy / HR_DB, copy / LR_DB)
+    assert status == 1 and 'meta_info.txt is missing' in out
+
+
+def test_cli_exit_status(good: Path, tmp_path: Path) -> None:
+    cmd = [sys.executable, '-m', 'srgan_plugin.prepare', 'verify', str(good / HR_DB), str(tmp_path / 'x.lmdb')]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and 'x.lmdb: data.mdb is missing' in proc.stdout
+    assert proc.stderr.startswith('python -m srgan_plugin.prepare verify: error:') and proc.stderr.count('\n') == 1
