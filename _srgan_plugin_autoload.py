@@ -30,7 +30,9 @@ class _PluginFirstLoader(importlib.abc.Loader):
         try:
             importlib.import_module('srgan_plugin')
         except Exception as error:
-            error.add_note(f'srgan_plugin was imported because basicsr was; set {ENV_VAR}=0 to import basicsr alone.')
+            if hasattr(error, 'add_note'):  # Python >= 3.11
+                error.add_note(f'srgan_plugin was imported because basicsr was; set {ENV_VAR}=0 to import basicsr '
+                               'alone.')
             raise
         self._loader.exec_module(module)
 
