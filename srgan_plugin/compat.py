@@ -30,6 +30,7 @@ from typing import Any, Callable
 
 _APPLIED: set[str] = set()
 RUN_FOLDERS = ('experiments', 'results', 'tb_logger')
+SITE_FOLDERS = ('site-packages', 'dist-packages')
 
 
 def _once(func: Callable[[], None]) -> Callable[[], None]:
@@ -61,15 +62,22 @@ def basicsr_install_root() -> str:
 
 
 def working_root(root_path: str) -> str:
-    """Patch 2: map basicsr's install root to the current working directory; any other root is kept."""
-    if osp.abspath(root_path) == basicsr_install_root():
+    """Patch 2: map basicsr's install root, when it is a site-packages folder, to the current working directory.
+
+    Any other root is kept, including an editable BasicSR checkout's own root (``pip install -e`` / ``setup.py
+    develop``), where BasicSR's behaviour (run folders in the checkout) is what its users expect.
+    """
+    root = basicsr_install_root()
+    if osp.abspath(root_path) == root and osp.basename(root) in SITE_FOLDERS:
         return os.getcwd()
     return root_path
 
 
 def rebase_run_path(path: str) -> str:
-    """Patch 2: ``<basicsr install root>/{experiments,results,tb_logger}/...`` -> ``<cwd>/...``; others unchanged."""
+    """Patch 2: ``<site-packages>/{experiments,results,tb_logger}/...`` -> ``<cwd>/...``; others unchanged."""
     root = basicsr_install_root()
+    if osp.basename(root) not in SITE_FOLDERS:
+        return path
     rel = osp.relpath(osp.abspath(path), root)
     if rel.split(os.sep)[0] in RUN_FOLDERS:
         return osp.join(os.getcwd(), rel)

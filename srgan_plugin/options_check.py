@@ -18,6 +18,7 @@ from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTR
 from srgan_plugin.version import __version__
 
 Opt = Mapping[str, Any]
+LOCAL_BACKENDS = ('disk', 'lmdb')
 
 
 class OptionsError(ValueError):
@@ -32,12 +33,12 @@ def _type_entries(opt: Opt) -> Iterator[tuple[str, str, Any]]:
         if key.startswith('network_') and isinstance(block, Mapping) and 'type' in block:
             yield f'{key}.type', block['type'], ARCH_REGISTRY
     for phase, block in (opt.get('datasets') or {}).items():
-        yield f'datasets.{phase}.type', block.get('type'), DATASET_REGISTRY
+        yield f'datasets.{phase}.type', block.get('type') if isinstance(block, Mapping) else None, DATASET_REGISTRY
     for key, block in (opt.get('train') or {}).items():
         if key.endswith('_opt') and isinstance(block, Mapping) and 'type' in block:
             yield f'train.{key}.type', block['type'], LOSS_REGISTRY
     for name, block in ((opt.get('val') or {}).get('metrics') or {}).items():
-        yield f'val.metrics.{name}.type', block.get('type'), METRIC_REGISTRY
+        yield f'val.metrics.{name}.type', block.get('type') if isinstance(block, Mapping) else None, METRIC_REGISTRY
 
 
 def check_registered(opt: Opt) -> None:
@@ -60,6 +61,8 @@ def _where(path: str) -> str:
 
 def check_dataset(phase: str, dataset: Opt) -> None:
     backend = (dataset.get('io_backend') or {}).get('type', 'disk')
+    if backend not in LOCAL_BACKENDS:
+        return  # e.g. memcached: the dataroots are keys on another machine
     for key in ('dataroot_gt', 'dataroot_lq'):
         root = dataset.get(key)
         if root is None:
@@ -91,6 +94,8 @@ def check_crop(opt: Opt) -> None:
     if not train or 'gt_size' not in train:
         return
     gt_size, scale = train['gt_size'], opt.get('scale', 1)
+    if not isinstance(gt_size, int) or gt_size <= 0:
+        raise OptionsError(f'datasets.train.gt_size must be a positive whole number of pixels, got {gt_size!r}.')
     if gt_size % scale:
         raise OptionsError(f'datasets.train.gt_size ({gt_size}) must be a multiple of scale ({scale}).')
     smallest = smallest_prepared_size(train['dataroot_gt']) if train.get('dataroot_gt') else None
@@ -109,9 +114,12 @@ def check_crop(opt: Opt) -> None:
 
 def check_paths(opt: Opt) -> None:
     paths = opt.get('path') or {}
+    resuming = bool(opt.get('auto_resume') or paths.get('resume_state'))
     for key, value in paths.items():
         if not (key.startswith('pretrain_network') or key == 'resume_state') or value is None:
             continue
+        if resuming and key.startswith('pretrain_network'):
+            continue  # BasicSR's check_resume replaces them with the run's own checkpoints
         if _missing(value):
             hint = ('train the phase that writes it first (phase 1: python -m basicsr.train -opt '
                     'options/train_srresnet_x4.yml) or point it at a checkpoint'

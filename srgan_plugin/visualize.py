@@ -225,11 +225,21 @@ def bicubic_upscale(lr: np.ndarray, scale: int) -> np.ndarray:
     return imresize_uint8(lr, scale)
 
 
-def _find_result(folder: str, stem: str) -> str:
-    """``<stem>.png`` or BasicSR's ``<stem>_<suffix>.png`` in ``folder``."""
-    candidates = sorted(p for p in os.listdir(folder) if osp.splitext(p)[0] == stem or p.startswith(f'{stem}_'))
-    if not candidates:
-        raise FileNotFoundError(f'no result for {stem!r} in {folder}')
+def _find_result(folder: str, stem: str, stems: Sequence[str]) -> str:
+    """``<stem>.<ext>``, else BasicSR's ``<stem>_<suffix>.png`` in ``folder``: a file whose longest matching image stem
+    (among ``stems``) is ``stem``, so that ``a_test.png`` is not taken for ``a_b_test.png``."""
+    files = sorted(os.listdir(folder))
+    exact = [f for f in files if osp.splitext(f)[0] == stem]
+    if exact:
+        return osp.join(folder, exact[0])
+
+    def owner(name: str) -> str:
+        return max((s for s in stems if name.startswith(f'{s}_')), key=len, default='')
+
+    candidates = [f for f in files if owner(osp.splitext(f)[0]) == stem]
+    if len(candidates) != 1:
+        found = 'no result' if not candidates else f'{len(candidates)} results ({", ".join(candidates)})'
+        raise FileNotFoundError(f'{found} for {stem!r} in {folder}; expected {stem}.png or {stem}_<suffix>.png')
     return osp.join(folder, candidates[0])
 
 
@@ -257,14 +267,19 @@ def compare_folders(lr_dir: str,
     rows, labels = [], []
     names = ['bicubic', *(label for label, _ in results)]
     psnr: dict[str, list[float]] = {name: [] for name in names}
-    for file_name in sorted(os.listdir(hr_dir)):
-        stem = osp.splitext(file_name)[0]
-        hr = cv2.imread(osp.join(hr_dir, file_name), cv2.IMREAD_COLOR)
-        lr = cv2.imread(_find_result(lr_dir, stem), cv2.IMREAD_COLOR)
-        panels = [bicubic_upscale(lr, scale)
-                  ] + [cv2.imread(_find_result(d, stem), cv2.IMREAD_COLOR) for _, d in results]
+    file_names = sorted(os.listdir(hr_dir))
+    stems = [osp.splitext(name)[0] for name in file_names]
+    for file_name, stem in zip(file_names, stems):
+        lr = cv2.imread(_find_result(lr_dir, stem, stems), cv2.IMREAD_COLOR)
+        hr = cv2.imread(osp.join(hr_dir, file_name), cv2.IMREAD_COLOR)[:lr.shape[0] * scale, :lr.shape[1] * scale]
+        sr = [cv2.imread(_find_result(folder, stem, stems), cv2.IMREAD_COLOR) for _, folder in results]
+        panels = [bicubic_upscale(lr, scale), *sr]
         row_labels = []
         for name, panel in zip(names, panels):
+            if panel.shape != hr.shape:
+                raise ValueError(
+                    f'{stem}: {name} is {panel.shape[1]}x{panel.shape[0]} but HR cropped to LR x {scale} is '
+                    f'{hr.shape[1]}x{hr.shape[0]}')
             psnr[name].append(calculate_psnr(panel, hr, crop_border=scale, test_y_channel=True))
             row_labels.append(f'{name} {psnr[name][-1]:.2f} dB')
         rows.append([*panels, hr])
@@ -300,7 +315,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         parser.error(f'{args.out} is one of the input images; choose another output path')
     try:
         canvas, psnr = compare_folders(args.lr, args.hr, results, args.out, args.scale)
-    except FileNotFoundError as error:
+    except (FileNotFoundError, ValueError) as error:
         parser.error(str(error))
     print(f'wrote {args.out} ({canvas.shape[1]}x{canvas.shape[0]})')
     print(f'mean PSNR (Y, {args.scale} px shaved): ' + ', '.join(f'{k} {v:.2f} dB' for k, v in psnr.items()))

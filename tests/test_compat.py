@@ -84,3 +84,12 @@ def test_apply_is_idempotent():
     compat.apply()
     assert basicsr.utils.options.parse_options is before
     assert os.getcwd()  # nothing else to observe: no double wrapping
+
+
+def test_editable_basicsr_checkout_keeps_its_own_root(tmp_path, monkeypatch):
+    """A BasicSR checkout installed with ``pip install -e`` is its own install root: BasicSR's behaviour is kept."""
+    monkeypatch.chdir(tmp_path)
+    checkout = tmp_path / 'BasicSR'
+    monkeypatch.setattr(compat, 'basicsr_install_root', lambda: str(checkout))
+    assert compat.working_root(str(checkout)) == str(checkout)
+    assert compat.rebase_run_path(str(checkout / 'tb_logger' / 'x')) == str(checkout / 'tb_logger' / 'x')

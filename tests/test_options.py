@@ -158,3 +158,32 @@ def test_gt_size_larger_than_smallest_prepared_subimage(good, tmp_path):
     good['datasets']['train']['gt_size'] = 96
     good['network_d']['input_size'] = 96
     assert 'rebuild it with --min-size 96 or lower gt_size' in error_of(good)
+
+
+def test_resume_ignores_a_missing_pretrain_file(good):
+    """BasicSR's check_resume replaces pretrain_network_* with the run's own checkpoints when resuming."""
+    good['path']['pretrain_network_g'] = 'experiments/moved_away/net_g_latest.pth'
+    good['auto_resume'] = True
+    check_options(good, 'x.yml')
+
+
+def test_remote_backend_dataroots_are_not_checked_locally(good):
+    good['datasets']['train'].update(
+        io_backend={
+            'type': 'memcached',
+            'server_list_cfg': 'x',
+            'client_cfg': 'y'
+        },
+        dataroot_gt='/mnt/remote/HR',
+        meta_info_file='meta.txt')
+    check_options(good, 'x.yml')
+
+
+@pytest.mark.parametrize('where', ['metric', 'gt_size'])
+def test_odd_shapes_are_one_line_errors(good, where):
+    if where == 'metric':
+        good['val']['metrics']['psnr'] = None
+        assert "val.metrics.psnr.type: 'None' is not in BasicSR's metric registry" in error_of(good)
+    else:
+        good['datasets']['train']['gt_size'] = None
+        assert 'gt_size must be a positive whole number of pixels' in error_of(good)

@@ -84,3 +84,22 @@ def test_bicubic_upscale_is_matlab_imresize() -> None:
     expected = np.clip(np.round(imresize(lr / 255., 4) * 255.), 0, 255).astype(np.uint8)
     assert up.shape == (48, 40, 3) and up.dtype == np.uint8
     np.testing.assert_array_equal(up, expected)
+
+
+def test_compare_folders_crops_hr_and_matches_longest_stem(tmp_path):
+    """HR not a multiple of the scale is cropped as BasicSR does; ``a_test.png`` is never taken for ``a_b``."""
+    import cv2
+
+    from srgan_plugin.visualize import bicubic_upscale, compare_folders
+    rng = np.random.default_rng(0)
+    dirs = {name: tmp_path / name for name in ('hr', 'lr', 'sr')}
+    for folder in dirs.values():
+        folder.mkdir()
+    for stem, (h, w) in {'a': (34, 41), 'a_b': (32, 32)}.items():
+        hr = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        lr = hr[::4, ::4][:h // 4, :w // 4].copy()
+        cv2.imwrite(str(dirs['hr'] / f'{stem}.png'), hr)
+        cv2.imwrite(str(dirs['lr'] / f'{stem}.png'), lr)
+        cv2.imwrite(str(dirs['sr'] / f'{stem}_test.png'), bicubic_upscale(lr, 4))
+    _, psnr = compare_folders(str(dirs['lr']), str(dirs['hr']), [('SR', str(dirs['sr']))], str(tmp_path / 'o.png'))
+    assert psnr['SR'] == pytest.approx(psnr['bicubic'])  # the SR folder holds the bicubic panels of the same images
