@@ -61,22 +61,27 @@ def basicsr_install_root() -> str:
     return osp.dirname(osp.dirname(osp.abspath(spec.origin)))
 
 
+def _redirected_root() -> str | None:
+    """basicsr's install root when it is a site-packages folder (run folders are redirected), else None."""
+    root = basicsr_install_root()
+    return root if osp.basename(root) in SITE_FOLDERS else None
+
+
 def working_root(root_path: str) -> str:
     """Patch 2: map basicsr's install root, when it is a site-packages folder, to the current working directory.
 
     Any other root is kept, including an editable BasicSR checkout's own root (``pip install -e`` / ``setup.py
     develop``), where BasicSR's behaviour (run folders in the checkout) is what its users expect.
     """
-    root = basicsr_install_root()
-    if osp.abspath(root_path) == root and osp.basename(root) in SITE_FOLDERS:
+    if osp.abspath(root_path) == _redirected_root():
         return os.getcwd()
     return root_path
 
 
 def rebase_run_path(path: str) -> str:
     """Patch 2: ``<site-packages>/{experiments,results,tb_logger}/...`` -> ``<cwd>/...``; others unchanged."""
-    root = basicsr_install_root()
-    if osp.basename(root) not in SITE_FOLDERS:
+    root = _redirected_root()
+    if root is None:
         return path
     rel = osp.relpath(osp.abspath(path), root)
     if rel.split(os.sep)[0] in RUN_FOLDERS:

@@ -8,6 +8,7 @@ certainly fail later are reported; everything else is left to BasicSR.
 from __future__ import annotations
 
 import difflib
+import inspect
 import json
 import os
 from os import path as osp
@@ -15,6 +16,7 @@ from typing import Any, Callable, Iterator, Mapping
 
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
 
+from srgan_plugin.archs import SRGANDiscriminator
 from srgan_plugin.version import __version__
 
 Opt = Mapping[str, Any]
@@ -89,6 +91,10 @@ def smallest_prepared_size(dataroot_gt: str) -> tuple[int, int] | None:
     return height, width
 
 
+def _default_of(cls: type, arg: str) -> Any:
+    return inspect.signature(cls).parameters[arg].default
+
+
 def check_crop(opt: Opt) -> None:
     train = (opt.get('datasets') or {}).get('train')
     if not train or 'gt_size' not in train:
@@ -104,9 +110,11 @@ def check_crop(opt: Opt) -> None:
                            f"{train['dataroot_gt']} ({smallest[0]}x{smallest[1]}, see its prepare_info.json): "
                            f'rebuild it with --min-size {gt_size} or lower gt_size.')
     net_d = opt.get('network_d') or {}
-    if net_d.get('type') == 'SRGANDiscriminator' and net_d.get('input_size', 96) != gt_size:
-        raise OptionsError(f"network_d.input_size ({net_d.get('input_size', 96)}) must equal datasets.train.gt_size "
-                           f'({gt_size}): set both to the HR crop size.')
+    if net_d.get('type') == 'SRGANDiscriminator':
+        input_size = net_d.get('input_size', _default_of(SRGANDiscriminator, 'input_size'))
+        if input_size != gt_size:
+            raise OptionsError(f'network_d.input_size ({input_size}) must equal datasets.train.gt_size ({gt_size}): '
+                               'set both to the HR crop size.')
     if net_d.get('type') == 'VGGStyleDiscriminator' and gt_size not in (128, 256):
         raise OptionsError(f'VGGStyleDiscriminator takes only 128 or 256 px crops but datasets.train.gt_size is '
                            f'{gt_size}; use type: SRGANDiscriminator with input_size: {gt_size}.')

@@ -36,7 +36,7 @@ from tqdm import tqdm
 
 from srgan_plugin.prepare.imgops import (bicubic_downscale, center_crop, extract_subimages, mod_crop,
                                          subimage_positions, torch_threads)
-from srgan_plugin.prepare.lmdb_io import LmdbWriter, check_lmdb
+from srgan_plugin.prepare.lmdb_io import LmdbWriter, VerifyError, check_lmdb_pair
 from srgan_plugin.prepare.staging import PrepareError, is_empty_dir, read_manifest, staged_output, write_manifest
 from srgan_plugin.version import __version__
 
@@ -157,9 +157,12 @@ def _check_finished(root: str, scale: int) -> dict[str, Any]:
     if manifest.get('scale') != scale:
         raise ValueError(f"it holds the demo for scale {manifest.get('scale')}")
     layout = demo_layout(scale)
-    hr_keys = {entry.key for entry in check_lmdb(osp.join(root, layout['train_hr']))}
-    lr_keys = {entry.key for entry in check_lmdb(osp.join(root, layout['train_lr']))}
-    if hr_keys != lr_keys or len(hr_keys) != manifest['train']['count']:
+    try:
+        pair = check_lmdb_pair(
+            osp.join(root, layout['train_hr']), osp.join(root, layout['train_lr']), scale, decode=False)
+    except VerifyError as error:
+        raise ValueError(error.problems[0]) from None
+    if pair.count != manifest['train']['count']:
         raise ValueError('its training LMDBs do not hold the expected keys')
     for name in manifest['val']:
         for part in ('val_hr', 'val_lr'):
@@ -171,8 +174,8 @@ def _check_finished(root: str, scale: int) -> dict[str, Any]:
 def check_demo(root: str, scale: int = 4) -> Optional[str]:
     """Why ``root`` is not a finished demo dataset for ``scale``, or None when it is one.
 
-    Finished means: the manifest says demo / ``scale``, both LMDBs pass :func:`check_lmdb` with equal key sets of the
-    manifest's size, and the validation PNGs are there.
+    Finished means: the manifest says demo / ``scale``, the two LMDBs pass :func:`check_lmdb_pair` (equal key sets,
+    HR = scale x LR) with the manifest's count, and the validation PNGs are there.
 
     Args:
         root (str): Folder to check.
