@@ -6,6 +6,11 @@ hook only puts a finder on ``sys.meta_path`` (standard library only: nothing hea
 which applies the compatibility patches that ``basicsr`` 1.4.2 needs to import at all and registers the plugin's
 archs, losses and models, and then runs ``basicsr/__init__.py`` as usual.
 
+``python -m basicsr.train`` runs ``srgan_plugin.train.main``: basicsr 1.4.2 keeps its training loop in the
+``__main__`` code of ``basicsr/train.py``, where its CPU-only resume crash, non-atomic checkpoints and distributed-
+validation hang cannot be patched, so the hook hands ``runpy`` the plugin's loop instead (same options, folders and
+logs). Importing ``basicsr.train`` as a module is unchanged.
+
 Set ``SRGAN_PLUGIN_AUTOLOAD=0`` to turn the hook off.
 """
 import importlib
@@ -40,16 +45,44 @@ class _PluginFirstLoader(importlib.abc.Loader):
         return getattr(self._loader, name)
 
 
+class _PluginMainLoader(importlib.abc.Loader):
+    """Wraps a basicsr module's loader: imports are unchanged, but run as ``__main__`` it runs ``target.main()``."""
+
+    def __init__(self, loader, target):
+        self._loader = loader
+        self._target = target
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module):
+        self._loader.exec_module(module)  # an import: basicsr's own code
+
+    def get_code(self, fullname):  # what runpy executes for ``python -m fullname``
+        return compile(f'import {self._target}\n{self._target}.main()\n', f'<{fullname}: {self._target}.main>', 'exec')
+
+    def __getattr__(self, name):
+        return getattr(self._loader, name)
+
+
+MAIN_REDIRECTS = {'basicsr.train': 'srgan_plugin.train'}
+
+
 class BasicsrFinder(importlib.abc.MetaPathFinder):
-    """Answers only for the top-level ``basicsr`` package, and only while ``srgan_plugin`` is not loaded."""
+    """Answers for the top-level ``basicsr`` package while ``srgan_plugin`` is not loaded, and for the modules in
+    ``MAIN_REDIRECTS``; every other import is left to the rest of ``sys.meta_path``."""
 
     def find_spec(self, fullname, path=None, target=None):
-        if fullname != 'basicsr' or 'srgan_plugin' in sys.modules:
+        if fullname == 'basicsr' and 'srgan_plugin' not in sys.modules:
+            wrap = _PluginFirstLoader
+        elif fullname in MAIN_REDIRECTS:
+            wrap = lambda loader: _PluginMainLoader(loader, MAIN_REDIRECTS[fullname])  # noqa: E731
+        else:
             return None
         spec = self._spec_from_other_finders(fullname, path, target)
         if spec is None or spec.loader is None:
             return None
-        spec.loader = _PluginFirstLoader(spec.loader)
+        spec.loader = wrap(spec.loader)
         return spec
 
     def _spec_from_other_finders(self, fullname, path, target):

@@ -15,6 +15,15 @@ Patches:
     3. ``PerceptualLoss(criterion='l2')`` crashes: it calls ``torch.nn.L2loss``, which does not exist (BasicSR #515).
     4. torch >= 2.6 loads with ``weights_only=True`` by default; BasicSR's training states hold the scheduler's
        ``collections.Counter`` of milestones, which that unpickler refuses, so resuming fails. We allow-list it.
+    5. ``--launcher pytorch|slurm``: ``init_dist`` hard-codes NCCL and ``set_device(rank % device_count())``
+       (ZeroDivisionError without CUDA, wrong device on every node but the first); ``torch.distributed.launch``
+       passes ``--local-rank=N``, which BasicSR's parser rejects (BasicSR #626). We use
+       ``srgan_plugin.training.distributed.init_dist`` (NCCL or gloo, device from LOCAL_RANK) and accept both
+       spellings.
+
+The training loop itself (resume on CPU, atomic checkpoints, distributed validation) cannot be patched: it lives in
+``basicsr/train.py``'s ``__main__`` code. ``python -m basicsr.train`` therefore runs the plugin's loop
+(``srgan_plugin.training.loop``), routed there by the autoload hook.
 """
 from __future__ import annotations
 
@@ -107,7 +116,9 @@ def run_folders_in_cwd() -> None:
     @functools.wraps(original_parse)
     def parse_options(root_path: str, is_train: bool = True):
         from srgan_plugin.options_check import check_options  # late: it imports the registries
+        from srgan_plugin.training.distributed import normalize_local_rank
 
+        sys.argv[1:] = normalize_local_rank(sys.argv[1:])  # patch 5
         opt, args = original_parse(working_root(root_path), is_train)
         check_options(opt, args.opt)
         return opt, args
@@ -156,9 +167,18 @@ def allow_resume_state_unpickling() -> None:
     torch.serialization.add_safe_globals([collections.Counter])
 
 
+@_once
+def distributed_init() -> None:
+    """Patch 5: BasicSR's ``init_dist`` -> ``srgan_plugin.training.distributed.init_dist`` (NCCL or gloo)."""
+    from srgan_plugin.training.distributed import init_dist
+    importlib.import_module('basicsr.utils.options')
+    _replace_everywhere('init_dist', init_dist, ('basicsr.utils.dist_util', 'basicsr.utils.options', 'basicsr.utils'))
+
+
 def apply() -> None:
     """Apply every patch (idempotent). Patch 1 must precede the first import of ``basicsr``."""
     alias_functional_tensor()
     run_folders_in_cwd()
     perceptual_loss_l2()
     allow_resume_state_unpickling()
+    distributed_init()

@@ -1,17 +1,29 @@
 """Phase 1: SRResNet trained with a pixel (MSE) loss."""
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from basicsr.models.sr_model import SRModel
 from basicsr.utils.registry import MODEL_REGISTRY
 
-from srgan_plugin.models.ema import BufferEMAMixin
+from srgan_plugin.models.base import LossLog, PluginModelMixin
 
 
 @MODEL_REGISTRY.register()
-class SRResNetModel(BufferEMAMixin, SRModel):
-    """BasicSR's ``SRModel`` whose EMA generator also tracks BatchNorm statistics.
+class SRResNetModel(PluginModelMixin, SRModel):
+    """BasicSR's ``SRModel`` with the plugin's training guarantees (see ``PluginModelMixin``).
 
     Options are SRModel's: ``network_g``, ``train.pixel_opt`` (the paper: ``MSELoss``) and/or
-    ``train.perceptual_opt`` (e.g. ``VGGContentLoss``), ``train.optim_g``, ``train.scheduler``, ``train.ema_decay``.
-    Log keys: ``l_pix`` (and ``l_percep``).
+    ``train.perceptual_opt`` (e.g. ``VGGContentLoss``), ``train.optim_g``, ``train.scheduler``, ``train.ema_decay``,
+    plus ``train.max_nonfinite_steps`` (10) and the top-level ``sync_bn`` (false). Log keys: ``l_pix`` (and
+    ``l_percep``). The EMA generator also tracks BatchNorm statistics.
     """
+
+    def optimize_parameters(self, current_iter: int) -> None:
+        self.output = self.net_g(self.lq)
+        log: LossLog = OrderedDict()
+        loss = self.content_loss(self.output, self.gt, log, prefix='l_')
+        stepped = self.guarded_step(self.optimizer_g, loss, 'generator', current_iter)
+        self.log_dict = self.reduce_loss_dict(log)
+        if stepped and self.ema_decay > 0:
+            self.model_ema(decay=self.ema_decay)

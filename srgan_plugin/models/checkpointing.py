@@ -1,0 +1,70 @@
+"""Atomic, verified checkpoints for BasicSR models (see ``srgan_plugin.training.checkpoints``)."""
+from __future__ import annotations
+
+import os
+from typing import Any, Optional, Sequence, Union
+
+import torch
+from basicsr.utils.dist_util import master_only
+from torch import nn
+
+from srgan_plugin.training.checkpoints import atomic_save
+
+NetOrNets = Union[nn.Module, Sequence[nn.Module]]
+
+
+class NonFiniteWeightsError(RuntimeError):
+    """Raised instead of writing a checkpoint whose weights contain NaN or Inf."""
+
+
+class AtomicCheckpointMixin:
+    """``save_network`` / ``save_training_state`` that write atomically and never write non-finite weights.
+
+    The training state (written after the networks of its iteration) additionally holds ``files`` (SHA-256 of those
+    network files, checked at resume) and ``loop`` (the loop's RNG states and position in the epoch, passed to
+    ``save(..., loop_state=...)``), so that ``--auto_resume`` continues exactly where the save was made. File names
+    and dict keys are BasicSR's, so BasicSR's own tools read these files.
+    """
+
+    def save(self, epoch: int, current_iter: int, loop_state: Optional[dict[str, Any]] = None) -> None:
+        self._written: dict[str, str] = {}
+        self._loop_state = loop_state
+        super().save(epoch, current_iter)  # type: ignore[misc]
+
+    @master_only
+    def save_network(self,
+                     net: NetOrNets,
+                     net_label: str,
+                     current_iter: int,
+                     param_key: Union[str, Sequence[str]] = 'params') -> None:
+        nets = list(net) if isinstance(net, (list, tuple)) else [net]
+        keys = list(param_key) if isinstance(param_key, (list, tuple)) else [param_key]
+        if len(nets) != len(keys):
+            raise ValueError(f'{len(nets)} networks but {len(keys)} param keys')
+        save_dict = {key: self._cpu_state_dict(one, f'{net_label}.{key}') for one, key in zip(nets, keys)}
+        name = f'{net_label}_{"latest" if current_iter == -1 else current_iter}.pth'
+        digest = atomic_save(save_dict, os.path.join(self.opt['path']['models'], name))  # type: ignore[attr-defined]
+        getattr(self, '_written', {})[name] = digest
+
+    def _cpu_state_dict(self, net: nn.Module, what: str) -> dict[str, torch.Tensor]:
+        state = self.get_bare_model(net).state_dict()  # type: ignore[attr-defined]
+        bad = [key for key, value in state.items() if value.is_floating_point() and not torch.isfinite(value).all()]
+        if bad:
+            raise NonFiniteWeightsError(f'{what} has non-finite values in {bad[0]} (and {len(bad) - 1} more tensors); '
+                                        'no checkpoint was written, the previous ones are intact')
+        return {key.removeprefix('module.'): value.detach().cpu() for key, value in state.items()}
+
+    @master_only
+    def save_training_state(self, epoch: int, current_iter: int) -> None:
+        if current_iter == -1:
+            return
+        state: dict[str, Any] = {
+            'epoch': epoch,
+            'iter': current_iter,
+            'optimizers': [o.state_dict() for o in self.optimizers],  # type: ignore[attr-defined]
+            'schedulers': [s.state_dict() for s in self.schedulers],  # type: ignore[attr-defined]
+            'files': dict(getattr(self, '_written', {})),
+        }
+        if getattr(self, '_loop_state', None) is not None:
+            state['loop'] = self._loop_state
+        atomic_save(state, os.path.join(self.opt['path']['training_states'], f'{current_iter}.state'))  # type: ignore

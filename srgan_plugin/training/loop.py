@@ -1,0 +1,272 @@
+"""BasicSR's training loop (``basicsr/train.py`` of 1.4.2), made fault tolerant.
+
+``python -m basicsr.train`` runs ``train_pipeline`` through the autoload hook (``basicsr/train.py`` keeps its logic in
+its ``__main__`` block, where nothing can be patched), and so does ``python -m srgan_plugin.train``. Same options,
+folders, logs and checkpoints as BasicSR; in addition:
+
+- resume (``--auto_resume`` or ``path.resume_state``) loads to CPU first (BasicSR maps to ``cuda.current_device()``,
+  which crashes without a GPU), verifies the state and its networks and falls back to the previous complete one;
+- resume restores every rank's RNG states and the position inside the epoch: on CPU with 0 data workers a run
+  killed and resumed ends bit-identical to an uninterrupted one;
+- validation is sharded across ranks (``DistributedMixin``) and never changes the training RNG stream;
+- ``logger.save_on_signal`` (default true): SIGTERM/SIGINT save a training state, then exit with 128 + signal;
+- ``logger.keep_last_states`` (default null = all): older states and their networks are removed after a save;
+- non-finite losses skip steps (``train.max_nonfinite_steps``); errors end with one ``error:`` line.
+"""
+from __future__ import annotations
+
+import datetime
+import itertools
+import logging
+import math
+import time
+from dataclasses import dataclass
+from os import path as osp
+from typing import Any, Iterator, Optional
+
+import torch
+import torch.distributed as dist
+from basicsr.data import build_dataloader, build_dataset
+from basicsr.data.prefetch_dataloader import CPUPrefetcher, CUDAPrefetcher
+from basicsr.models import build_model
+from basicsr.utils import (AvgTimer, MessageLogger, check_resume, get_env_info, get_root_logger, get_time_str,
+                           make_exp_dirs, mkdir_and_rename)
+from basicsr.utils import options as basicsr_options
+from basicsr.utils.options import copy_opt_file, dict2str
+
+from srgan_plugin.models.checkpointing import AtomicCheckpointMixin, NonFiniteWeightsError
+from srgan_plugin.models.nonfinite import NonFiniteLossError
+from srgan_plugin.training import checkpoints
+from srgan_plugin.training.distributed import gather_objects, is_distributed, rank, world_size
+from srgan_plugin.training.signals import StopRequest
+from srgan_plugin.training.state import ResumableSampler, capture_rng, preserved_rng, restore_rng
+
+Opt = dict[str, Any]
+
+
+@dataclass
+class Position:
+    """Where training is: ``batch`` counts the batches of ``epoch`` already trained on."""
+    epoch: int = 0
+    iter: int = 0
+    batch: int = 0
+
+
+def network_labels(opt: Opt) -> list[str]:
+    """``g``, ``d``, ...: the networks BasicSR resumes (``network_*`` keys not in ``path.ignore_resume_networks``)."""
+    ignored = opt['path'].get('ignore_resume_networks') or []
+    return [key[len('network_'):] for key in opt if key.startswith('network_') and key not in ignored]
+
+
+def find_resume(opt: Opt, notes: list[str]) -> Optional[dict[str, Any]]:
+    """The training state to resume (rank 0 decides, every rank loads the same file), or None to start afresh."""
+    explicit = opt['path'].get('resume_state')
+    if not (opt['auto_resume'] or explicit):
+        return None
+    chosen = None
+    if rank() == 0:
+        states_dir = opt['path']['training_states'] if opt['auto_resume'] else osp.dirname(explicit)
+        stem = osp.basename(explicit or '').split('.')[0]
+        newest = int(stem) if explicit and not opt['auto_resume'] and stem.isdigit() else None
+        checkpoints.remove_temporaries([states_dir, opt['path']['models']], notes.append)
+        found = checkpoints.find_resume_state(states_dir, opt['path']['models'], network_labels(opt), notes.append,
+                                              newest)
+        chosen = found[0] if found else None
+        if explicit and chosen is None:
+            raise SystemExit(f'error: path.resume_state: {explicit} and every older state are unusable (see above '
+                             'warnings); remove resume_state to start afresh')
+    if is_distributed():
+        box = [chosen]
+        dist.broadcast_object_list(box, src=0)
+        chosen = box[0]
+    if chosen is None:
+        return None
+    state = checkpoints.load(chosen)
+    opt['path']['resume_state'] = chosen
+    check_resume(opt, state['iter'])
+    return state
+
+
+class Trainer:
+    """One training run: the loop of ``basicsr/train.py``, split into steps that can be saved and resumed."""
+
+    def __init__(self, opt: Opt, logger: logging.Logger, tb_logger: Any, resume: Optional[dict[str, Any]]) -> None:
+        self.opt, self.logger, self.tb_logger = opt, logger, tb_logger
+        self.train_loader, self.sampler, self.val_loaders, self.total_iters = self._dataloaders()
+        self.model = build_model(opt)
+        self.pos, self.rng = Position(), None
+        if resume:
+            self.model.resume_training(resume)
+            self._restore_position(resume)
+        self.msg_logger = MessageLogger(opt, self.pos.iter, tb_logger)
+        self.data_timer, self.iter_timer = AvgTimer(), AvgTimer()
+        self.keep = opt['logger'].get('keep_last_states')
+        if not isinstance(self.model, AtomicCheckpointMixin):
+            logger.warning(f'{type(self.model).__name__} is not a srgan_plugin model: its checkpoints are written in '
+                           'place and resume restarts the epoch (BasicSR behaviour).')
+
+    def _dataloaders(self) -> tuple[Any, ResumableSampler, list[Any], int]:
+        opt, train_loader, sampler, val_loaders = self.opt, None, None, []
+        for phase, dataset_opt in opt['datasets'].items():
+            if phase == 'train':
+                train_set = build_dataset(dataset_opt)
+                ratio = dataset_opt.get('dataset_enlarge_ratio', 1)
+                sampler = ResumableSampler(train_set, opt['world_size'], opt['rank'], ratio)
+                train_loader = build_dataloader(train_set, dataset_opt, num_gpu=opt['num_gpu'], dist=opt['dist'],
+                                                sampler=sampler, seed=opt['manual_seed'])
+                per_epoch = math.ceil(len(train_set) * ratio / (dataset_opt['batch_size_per_gpu'] * opt['world_size']))
+                self.logger.info(f'Training statistics:\n\tNumber of train images: {len(train_set)}'
+                                 f'\n\tDataset enlarge ratio: {ratio}'
+                                 f'\n\tBatch size per gpu: {dataset_opt["batch_size_per_gpu"]}'
+                                 f'\n\tWorld size (gpu number): {opt["world_size"]}'
+                                 f'\n\tRequire iter number per epoch: {per_epoch}'
+                                 f'\n\tTotal iters: {int(opt["train"]["total_iter"])}.')
+            elif phase.split('_')[0] == 'val':
+                val_set = build_dataset(dataset_opt)
+                val_loaders.append(build_dataloader(val_set, dataset_opt, num_gpu=opt['num_gpu'], dist=opt['dist'],
+                                                    sampler=None, seed=opt['manual_seed']))
+                self.logger.info(f'Number of val images/folders in {dataset_opt["name"]}: {len(val_set)}')
+            else:
+                raise ValueError(f'Dataset phase {phase} is not recognized.')
+        return train_loader, sampler, val_loaders, int(opt['train']['total_iter'])
+
+    def _restore_position(self, resume: dict[str, Any]) -> None:
+        self.pos = Position(epoch=resume['epoch'], iter=resume['iter'])
+        loop = resume.get('loop')
+        batch_size = self.opt['datasets']['train']['batch_size_per_gpu']
+        if loop and loop['world_size'] == world_size() and loop['batch_size'] == batch_size:
+            self.pos.batch = loop['batch']
+            self.rng = loop['rng'][rank()]
+        else:
+            self.logger.warning('The training state has no loop position for this world size and batch size: '
+                                'resuming at the start of its epoch with fresh random streams.')
+        self.logger.info(f'Resuming training from epoch: {self.pos.epoch}, iter: {self.pos.iter}.')
+
+    def _batches(self, epoch: int, skip: int) -> Iterator[Any]:
+        """The batches of ``epoch`` after the first ``skip`` (restoring the resumed RNG once the loader exists)."""
+        self.sampler.set_epoch(epoch)
+        self.sampler.start_at(skip * self.train_loader.batch_size)
+        if self.opt['datasets']['train'].get('prefetch_mode') == 'cuda':
+            prefetcher = CUDAPrefetcher(self.train_loader, self.opt)
+        else:
+            prefetcher = CPUPrefetcher(self.train_loader)  # creating the loader iterator draws from torch's RNG
+        if self.rng is not None:
+            restore_rng(self.rng)
+            self.rng = None
+        data = prefetcher.next()
+        while data is not None:
+            yield data
+            data = prefetcher.next()
+
+    def run(self) -> None:
+        self.logger.info(f'Start training from epoch: {self.pos.epoch}, iter: {self.pos.iter}')
+        start_time = time.time()
+        with StopRequest(enabled=self.opt['logger'].get('save_on_signal', True)) as stop:
+            for epoch in itertools.count(self.pos.epoch):
+                if self.pos.iter >= self.total_iters:
+                    break
+                skip = self.pos.batch if epoch == self.pos.epoch else 0
+                self.pos.epoch, self.pos.batch = epoch, skip
+                self.data_timer.start()
+                self.iter_timer.start()
+                for data in self._batches(epoch, skip):
+                    self._train_step(data)
+                    self._after_step(stop)
+                    if self.pos.iter >= self.total_iters:
+                        break
+                    self.data_timer.start()
+                    self.iter_timer.start()
+        consumed = str(datetime.timedelta(seconds=int(time.time() - start_time)))
+        self.logger.info(f'End of training. Time consumed: {consumed}')
+        self.logger.info('Save the latest model.')
+        self.model.save(epoch=-1, current_iter=-1)
+        self._validate()
+
+    def _train_step(self, data: Any) -> None:
+        self.data_timer.record()
+        self.pos.iter += 1
+        self.model.update_learning_rate(self.pos.iter, warmup_iter=self.opt['train'].get('warmup_iter', -1))
+        self.model.feed_data(data)
+        self.model.optimize_parameters(self.pos.iter)
+        self.pos.batch += 1
+        self.iter_timer.record()
+        if self.pos.iter == 1:
+            self.msg_logger.reset_start_time()
+
+    def _after_step(self, stop: StopRequest) -> None:
+        current_iter, logger_opt = self.pos.iter, self.opt['logger']
+        if current_iter % logger_opt['print_freq'] == 0:
+            log_vars = {'epoch': self.pos.epoch, 'iter': current_iter, 'lrs': self.model.get_current_learning_rate(),
+                        'time': self.iter_timer.get_avg_time(), 'data_time': self.data_timer.get_avg_time()}
+            log_vars.update(self.model.get_current_log())
+            self.msg_logger(log_vars)
+        saved = current_iter % logger_opt['save_checkpoint_freq'] == 0
+        if saved:
+            self.save()
+        if self.opt.get('val') is not None and current_iter % self.opt['val']['val_freq'] == 0:
+            self._validate()
+        if stop.requested(self.model.device):
+            if not saved:
+                self.save()
+            self.logger.info(f'{stop.name or "Stop requested"} received: training state of iter {current_iter} '
+                             'saved; continue with --auto_resume.')
+            raise SystemExit(128 + (stop.signum or 15))
+
+    def save(self) -> None:
+        self.logger.info('Saving models and training states.')
+        if not isinstance(self.model, AtomicCheckpointMixin):
+            self.model.save(self.pos.epoch, self.pos.iter)
+            return
+        loop = {'batch': self.pos.batch, 'world_size': world_size(),
+                'batch_size': self.opt['datasets']['train']['batch_size_per_gpu'], 'rng': gather_objects(capture_rng())}
+        self.model.save(self.pos.epoch, self.pos.iter, loop_state=loop)
+        if self.keep and rank() == 0:
+            checkpoints.prune(self.opt['path']['training_states'], self.opt['path']['models'], int(self.keep),
+                              self.logger.info)
+
+    def _validate(self) -> None:
+        if self.opt.get('val') is None:
+            return
+        if len(self.val_loaders) > 1:
+            self.logger.warning('Multiple validation datasets are *only* supported by SRModel.')
+        with preserved_rng():
+            for val_loader in self.val_loaders:
+                self.model.validation(val_loader, self.pos.iter, self.tb_logger, self.opt['val']['save_img'])
+
+
+def setup_run(opt: Opt, args: Any, resumed: bool) -> tuple[logging.Logger, Any]:
+    """Folders, the copied option file, the log file and the tensorboard/wandb loggers, as basicsr/train.py."""
+    from basicsr.train import init_tb_loggers
+
+    if not resumed:
+        make_exp_dirs(opt)
+        if opt['logger'].get('use_tb_logger') and 'debug' not in opt['name'] and opt['rank'] == 0:
+            mkdir_and_rename(osp.join(opt['root_path'], 'tb_logger', opt['name']))
+    copy_opt_file(args.opt, opt['path']['experiments_root'])
+    log_file = osp.join(opt['path']['log'], f"train_{opt['name']}_{get_time_str()}.log")
+    logger = get_root_logger(logger_name='basicsr', log_level=logging.INFO, log_file=log_file)
+    logger.info(get_env_info())
+    logger.info(dict2str(opt))
+    return logger, init_tb_loggers(opt)
+
+
+def train_pipeline(root_path: str) -> None:
+    """``basicsr.train.train_pipeline`` with the guarantees listed in this module's docstring."""
+    opt, args = basicsr_options.parse_options(root_path, is_train=True)  # patched by compat: cwd root, option checks, init_dist
+    opt['root_path'] = root_path
+    torch.backends.cudnn.benchmark = bool(opt.get('cudnn_benchmark', True))
+    notes: list[str] = []
+    resume = find_resume(opt, notes)
+    logger, tb_logger = setup_run(opt, args, resume is not None)
+    for note in notes:
+        logger.warning(note)
+    try:
+        Trainer(opt, logger, tb_logger, resume).run()
+    except (NonFiniteLossError, NonFiniteWeightsError) as error:
+        logger.error(str(error))
+        raise SystemExit(f'error: {error}') from None
+    finally:
+        if tb_logger:
+            tb_logger.close()
+    if is_distributed():
+        dist.destroy_process_group()
