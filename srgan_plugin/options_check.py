@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterator, Mapping
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
 
 from srgan_plugin.archs import SRGANDiscriminator
+from srgan_plugin.training.distributed import rank_zero_first
 from srgan_plugin.version import __version__
 
 Opt = Mapping[str, Any]
@@ -152,7 +153,29 @@ def check_losses(opt: Opt) -> None:
             raise OptionsError(f'train.{key}: {error}') from None
 
 
-CHECKS: tuple[Callable[[Opt], None], ...] = (check_registered, check_crop, check_paths)
+FAULT_TOLERANCE_OPTIONS = (  # (section or None for the top level, key, kind, what to write)
+    ('logger', 'keep_last_states', 'count', 'a positive number of training states to keep, or null to keep all'),
+    ('logger', 'save_on_signal', 'bool', 'true or false'),
+    ('train', 'max_nonfinite_steps', 'count', 'a positive number of consecutive skipped steps'),
+    (None, 'sync_bn', 'bool', 'true or false'),
+)
+
+
+def check_fault_tolerance(opt: Opt) -> None:
+    """The plugin's training options (see ``srgan_plugin.training.loop``) have the right types."""
+    for section, key, kind, expected in FAULT_TOLERANCE_OPTIONS:
+        block = opt if section is None else (opt.get(section) or {})
+        if block.get(key) is None:
+            continue
+        value = block[key]
+        good = isinstance(value, bool) if kind == 'bool' else (
+            isinstance(value, int) and not isinstance(value, bool) and value >= 1)
+        if not good:
+            name = key if section is None else f'{section}.{key}'
+            raise OptionsError(f'{name}: {value!r} is not valid; write {expected}.')
+
+
+CHECKS: tuple[Callable[[Opt], None], ...] = (check_registered, check_crop, check_paths, check_fault_tolerance)
 
 
 def check_options(opt: Opt, opt_path: str = '<options>') -> None:
@@ -163,6 +186,7 @@ def check_options(opt: Opt, opt_path: str = '<options>') -> None:
         for phase, dataset in (opt.get('datasets') or {}).items():
             check_dataset(phase, dataset)
         if opt.get('is_train'):
-            check_losses(opt)
+            with rank_zero_first():  # only rank 0 may download the VGG weights
+                check_losses(opt)
     except OptionsError as error:
         raise SystemExit(f'error: {opt_path}: {error}') from None

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import pickle
 import re
+import socket
 from collections import OrderedDict
 from os import path as osp
 
@@ -26,6 +27,7 @@ from torchvision.models import vgg as tv_vgg
 
 VGG19_FILENAME = 'vgg19-dcbb9e9d.pth'
 VGG19_URL = f'https://download.pytorch.org/models/{VGG19_FILENAME}'
+DOWNLOAD_STALL_TIMEOUT_S = 60  # a network that silently drops packets fails after this, instead of hanging
 RANDOM_WEIGHTS = 'random'
 VGG19_LAYER_NAMES: tuple[str, ...] = tuple(NAMES['vgg19'])
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -104,12 +106,16 @@ def _download_state_dict() -> dict[str, torch.Tensor]:
     """torchvision's download into its cache; network failures become :class:`VGGWeightsError`."""
     logger = get_root_logger()
     logger.info(f'VGG19 weights not cached; downloading {VGG19_URL} to {vgg19_cache_path()}')
+    previous_timeout = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_STALL_TIMEOUT_S)  # torch.hub opens the URL without a timeout
     try:
         from torchvision.models import VGG19_Weights
         return VGG19_Weights.IMAGENET1K_V1.get_state_dict(progress=True, map_location='cpu', weights_only=True)
     except OSError as error:  # URLError, HTTPError, ConnectionError, socket timeouts are all OSErrors
         raise _weights_error(f'{_missing_reason(None)} and the download failed ({type(error).__name__}: '
                              f'{_one_line(error)})') from error
+    finally:
+        socket.setdefaulttimeout(previous_timeout)
 
 
 def _load_file(path: str) -> dict[str, torch.Tensor]:

@@ -11,6 +11,7 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from torch import Tensor, nn
 
 from srgan_plugin.models.base import LossLog, PluginModelMixin
+from srgan_plugin.models.nonfinite import BufferSnapshot
 
 
 @contextlib.contextmanager
@@ -70,15 +71,16 @@ class SRGANPluginModel(PluginModelMixin, SRGANModel):
         return total
 
     def optimize_parameters(self, current_iter: int) -> None:
+        snapshot_g, snapshot_d = BufferSnapshot(self.net_g), BufferSnapshot(self.net_d)
         self.output = self.net_g(self.lq)
         log: LossLog = OrderedDict()
         g_stepped = False
         if current_iter % self.net_d_iters == 0 and current_iter > self.net_d_init_iters:
             with frozen(self.net_d):
                 l_g_total = self.generator_loss(self.output, self.gt, log)
-            g_stepped = self.guarded_step(self.optimizer_g, l_g_total, 'generator', current_iter)
+            g_stepped = self.guarded_step(self.optimizer_g, l_g_total, 'generator', current_iter, snapshot_g)
         l_d_total = self.discriminator_loss(self.output.detach(), self.gt, log)
-        self.guarded_step(self.optimizer_d, l_d_total, 'discriminator', current_iter)
+        self.guarded_step(self.optimizer_d, l_d_total, 'discriminator', current_iter, snapshot_d)
         self.log_dict = self.reduce_loss_dict(log)
         if g_stepped and self.ema_decay > 0:
             self.model_ema(decay=self.ema_decay)

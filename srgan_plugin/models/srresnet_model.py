@@ -7,6 +7,7 @@ from basicsr.models.sr_model import SRModel
 from basicsr.utils.registry import MODEL_REGISTRY
 
 from srgan_plugin.models.base import LossLog, PluginModelMixin
+from srgan_plugin.models.nonfinite import BufferSnapshot
 
 
 @MODEL_REGISTRY.register()
@@ -20,10 +21,11 @@ class SRResNetModel(PluginModelMixin, SRModel):
     """
 
     def optimize_parameters(self, current_iter: int) -> None:
+        snapshot = BufferSnapshot(self.net_g)
         self.output = self.net_g(self.lq)
         log: LossLog = OrderedDict()
         loss = self.content_loss(self.output, self.gt, log, prefix='l_')
-        stepped = self.guarded_step(self.optimizer_g, loss, 'generator', current_iter)
+        stepped = self.guarded_step(self.optimizer_g, loss, 'generator', current_iter, snapshot)
         self.log_dict = self.reduce_loss_dict(log)
         if stepped and self.ema_decay > 0:
             self.model_ema(decay=self.ema_decay)

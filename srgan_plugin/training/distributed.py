@@ -7,10 +7,11 @@ node but the first. Here the backend is NCCL when CUDA is available and gloo oth
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import subprocess
-from typing import Any, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 import torch
 import torch.distributed as dist
@@ -119,3 +120,17 @@ def all_ranks_agree(flag: bool, device: torch.device) -> bool:
 def any_rank(flag: bool, device: torch.device) -> bool:
     """True when ``flag`` is true on at least one rank."""
     return not all_ranks_agree(not flag, device)
+
+
+@contextlib.contextmanager
+def rank_zero_first() -> Iterator[None]:
+    """Rank 0 runs the block first (e.g. a download into a shared cache), then the others; no-op when alone.
+
+    If rank 0 fails inside the block it exits without reaching the barrier, and the launcher (torchrun, srun
+    --kill-on-bad-exit) stops the waiting ranks.
+    """
+    if is_distributed() and rank() != 0:
+        dist.barrier()
+    yield
+    if is_distributed() and rank() == 0:
+        dist.barrier()
