@@ -49,6 +49,9 @@ def init_dist(launcher: str,
     if missing:
         raise RuntimeError(f'--launcher {launcher}: {", ".join(missing)} not set; start the job with torchrun '
                            '--nproc_per_node=N -m basicsr.train ... --launcher pytorch (or srun for slurm)')
+    if backend == 'nccl' and not torch.cuda.is_available():
+        print('dist_params.backend: nccl needs CUDA GPUs; using gloo on this CPU-only machine.', flush=True)
+        backend = 'gloo'
     backend = backend or default_backend()
     if torch.cuda.is_available():
         torch.cuda.set_device(local_rank())
