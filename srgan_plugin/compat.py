@@ -119,6 +119,7 @@ def run_folders_in_cwd() -> None:
         from srgan_plugin.training.distributed import normalize_local_rank
 
         sys.argv[1:] = normalize_local_rank(sys.argv[1:])  # patch 5
+        _require_option_file(sys.argv[1:])
         opt, args = original_parse(working_root(root_path), is_train)
         check_options(opt, args.opt)
         return opt, args
@@ -126,6 +127,13 @@ def run_folders_in_cwd() -> None:
     _replace_everywhere('parse_options', parse_options, ('basicsr.utils.options', 'basicsr.train', 'basicsr.test'))
     for helper in ('init_tb_logger', 'mkdir_and_rename'):  # train.py joins opt['root_path'] + 'tb_logger' itself
         _replace_everywhere(helper, _rebasing(getattr(utils, helper)), ('basicsr.utils', 'basicsr', 'basicsr.train'))
+
+
+def _require_option_file(argv: list[str]) -> None:
+    """One line instead of BasicSR's FileNotFoundError traceback when ``-opt FILE`` does not exist."""
+    for flag, value in zip(argv, argv[1:]):
+        if flag == '-opt' and not osp.isfile(value):
+            raise SystemExit(f'error: -opt {value}: no such option file')
 
 
 def _rebasing(func: Callable[..., Any]) -> Callable[..., Any]:

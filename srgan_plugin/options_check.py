@@ -168,8 +168,8 @@ def check_fault_tolerance(opt: Opt) -> None:
         if block.get(key) is None:
             continue
         value = block[key]
-        good = isinstance(value, bool) if kind == 'bool' else (
-            isinstance(value, int) and not isinstance(value, bool) and value >= 1)
+        good = isinstance(value, bool) if kind == 'bool' else (isinstance(value, int) and not isinstance(value, bool)
+                                                               and value >= 1)
         if not good:
             name = key if section is None else f'{section}.{key}'
             raise OptionsError(f'{name}: {value!r} is not valid; write {expected}.')

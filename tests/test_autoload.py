@@ -84,3 +84,16 @@ def test_basicsr_found_by_another_finder_still_loads_the_plugin(tmp_path):
     ])
     result = run(['-c', code], cwd=tmp_path)
     assert result.stdout.split() == ['True', 'True'], result.stderr
+
+
+def test_python_m_basicsr_train_runs_the_plugins_loop_but_import_is_unchanged(tmp_path):
+    """runpy asks the loader for ``get_code``: the plugin's ``main``; ``import basicsr.train`` gets BasicSR's module."""
+    installed_pth()
+    code = ('import importlib.util, basicsr.train as t; spec = importlib.util.find_spec("basicsr.train"); '
+            'print(hasattr(t, "train_pipeline"), t.__file__.endswith("basicsr/train.py"), '
+            '"srgan_plugin.train" in spec.loader.get_code("basicsr.train").co_names)')
+    result = run(['-c', code], cwd=tmp_path)
+    assert result.stdout.split() == ['True', 'True', 'True'], result.stderr
+    missing = run(['-m', 'basicsr.train', '-opt', 'missing.yml'], cwd=tmp_path)
+    assert missing.returncode == 1 and missing.stderr.strip().splitlines()[-1] == (
+        'error: -opt missing.yml: no such option file')

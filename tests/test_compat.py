@@ -93,3 +93,12 @@ def test_editable_basicsr_checkout_keeps_its_own_root(tmp_path, monkeypatch):
     monkeypatch.setattr(compat, 'basicsr_install_root', lambda: str(checkout))
     assert compat.working_root(str(checkout)) == str(checkout)
     assert compat.rebase_run_path(str(checkout / 'tb_logger' / 'x')) == str(checkout / 'tb_logger' / 'x')
+
+
+def test_init_dist_is_replaced_for_gloo_and_local_rank():
+    """Patch 5: BasicSR's init_dist (NCCL only, ZeroDivisionError without CUDA) is ours wherever it is bound."""
+    import basicsr.utils.dist_util
+    import basicsr.utils.options
+
+    from srgan_plugin.training.distributed import init_dist
+    assert basicsr.utils.options.init_dist is init_dist and basicsr.utils.dist_util.init_dist is init_dist

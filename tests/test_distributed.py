@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -43,8 +42,10 @@ def test_torch_distributed_launch_and_its_local_rank_argument(tmp_path, paired_f
     opt = fault_options(1, paired_folder, 'launch')
     opt['train']['total_iter'] = 2
     write_run(opt, tmp_path)
-    launcher = [sys.executable, '-m', 'torch.distributed.launch', '--nproc_per_node=2', '--master_addr=127.0.0.1',
-                f'--master_port={free_port()}', '-m']
+    launcher = [
+        sys.executable, '-m', 'torch.distributed.launch', '--nproc_per_node=2', '--master_addr=127.0.0.1',
+        f'--master_port={free_port()}', '-m'
+    ]
     result = train(tmp_path, '--launcher', 'pytorch', launcher=launcher)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     assert (experiment(tmp_path, 'launch') / 'models' / 'net_g_latest.pth').exists()
@@ -58,11 +59,21 @@ def test_slurm_launcher_two_tasks(tmp_path, paired_folder):
     port = str(free_port())
     procs = []
     for proc_id in range(2):
-        env = {**user_env(), 'SLURM_PROCID': str(proc_id), 'SLURM_LOCALID': str(proc_id), 'SLURM_NTASKS': '2',
-               'SLURM_NODELIST': 'localhost', 'MASTER_ADDR': '127.0.0.1', 'MASTER_PORT': port}
-        procs.append(subprocess.Popen([sys.executable, '-m', 'basicsr.train', '-opt', 'options.yml', '--launcher',
-                                       'slurm'], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                                      stderr=subprocess.STDOUT, text=True))
+        env = {
+            **user_env(), 'SLURM_PROCID': str(proc_id),
+            'SLURM_LOCALID': str(proc_id),
+            'SLURM_NTASKS': '2',
+            'SLURM_NODELIST': 'localhost',
+            'MASTER_ADDR': '127.0.0.1',
+            'MASTER_PORT': port
+        }
+        procs.append(
+            subprocess.Popen([sys.executable, '-m', 'basicsr.train', '-opt', 'options.yml', '--launcher', 'slurm'],
+                             cwd=tmp_path,
+                             env=env,
+                             stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT,
+                             text=True))
     outputs = [p.communicate(timeout=300)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
     assert 'World size (gpu number): 2' in outputs[0]
@@ -94,8 +105,17 @@ def test_distributed_validation_equals_single_process_exactly(tmp_path):
     opt.update(name='val', num_gpu=0)
     opt['network_g'].update(num_feat=8, num_block=2)
     opt['path'] = {'pretrain_network_g': str(tmp_path / 'net.pth'), 'param_key_g': 'params', 'strict_load_g': True}
-    opt['datasets'] = {'test_1': {'name': 'five', 'type': 'PairedImageDataset', 'dataroot_gt': str(hr),
-                                  'dataroot_lq': str(lr), 'io_backend': {'type': 'disk'}}}
+    opt['datasets'] = {
+        'test_1': {
+            'name': 'five',
+            'type': 'PairedImageDataset',
+            'dataroot_gt': str(hr),
+            'dataroot_lq': str(lr),
+            'io_backend': {
+                'type': 'disk'
+            }
+        }
+    }
     (tmp_path / 'probe.py').write_text(VALIDATE)
     results = {}
     for mode, launcher, extra in (('single', [sys.executable], []), ('ddp', torchrun(2), ['--launcher', 'pytorch'])):
@@ -103,8 +123,13 @@ def test_distributed_validation_equals_single_process_exactly(tmp_path):
         cwd.mkdir()
         write_options(opt, cwd / 'options.yml')
         out = cwd / 'metrics.json'
-        result = subprocess.run([*launcher, str(tmp_path / 'probe.py'), '-opt', 'options.yml', *extra], cwd=cwd,
-                                env={**user_env(), 'METRICS_OUT': str(out)}, capture_output=True, text=True,
+        result = subprocess.run([*launcher, str(tmp_path / 'probe.py'), '-opt', 'options.yml', *extra],
+                                cwd=cwd,
+                                env={
+                                    **user_env(), 'METRICS_OUT': str(out)
+                                },
+                                capture_output=True,
+                                text=True,
                                 timeout=300)
         assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
         results[mode] = json.loads(out.read_text())
@@ -134,7 +159,8 @@ def test_two_process_run_killed_and_resumed_matches_uninterrupted(tmp_path, pair
 def test_local_rank_spelling_is_normalised():
     argv = ['-opt', 'x.yml', '--local-rank=1', '--launcher', 'pytorch', '--local-rank', '0']
     assert distributed.normalize_local_rank(argv) == [
-        '-opt', 'x.yml', '--local_rank=1', '--launcher', 'pytorch', '--local_rank', '0']
+        '-opt', 'x.yml', '--local_rank=1', '--launcher', 'pytorch', '--local_rank', '0'
+    ]
 
 
 def test_init_dist_without_a_launcher_environment_says_what_to_run(monkeypatch):
@@ -150,8 +176,8 @@ def test_slurm_variables_are_translated(monkeypatch):
     for name in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_PORT'):
         monkeypatch.delenv(name, raising=False)
     distributed._environment_from_slurm(port=None)
-    assert [os.environ[k] for k in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR', 'MASTER_PORT')] == [
-        '5', '8', '1', 'node7', '29500']
+    assert [os.environ[k] for k in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR', 'MASTER_PORT')
+            ] == ['5', '8', '1', 'node7', '29500']
 
 
 def test_backend_follows_the_hardware():

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from training_helpers import (ITERS, SAVE_FREQ, differing_tensors, experiment, fault_options, kill_group, start,
-                              train, user_env, wait_for, wait_for_log, write_run)
+from training_helpers import (ITERS, SAVE_FREQ, differing_tensors, experiment, fault_options, kill_group, start, train,
+                              user_env, wait_for, wait_for_log, write_run)
 
 NETS = {1: ['net_g'], 2: ['net_g', 'net_d']}
 
@@ -81,8 +81,12 @@ main()
 def test_sigkill_during_a_save_resumes_from_the_previous_complete_state(reference, tmp_path, paired_folder):
     phase, _, ref = reference
     write_run(fault_options(phase, paired_folder, ref.name), tmp_path)
-    killed = subprocess.run([sys.executable, '-c', KILL_DURING_STATE_SAVE], cwd=tmp_path, env=user_env(),
-                            capture_output=True, text=True, timeout=300)
+    killed = subprocess.run([sys.executable, '-c', KILL_DURING_STATE_SAVE],
+                            cwd=tmp_path,
+                            env=user_env(),
+                            capture_output=True,
+                            text=True,
+                            timeout=300)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     run = experiment(tmp_path, ref.name)
     states = run / 'training_states'
@@ -140,8 +144,8 @@ def test_keep_last_states_removes_older_states_and_their_networks(tmp_path, pair
     assert result.returncode == 0, result.stderr[-3000:]
     run = experiment(tmp_path, 'keep')
     assert sorted(int(p.stem) for p in (run / 'training_states').glob('*.state')) == [30, 40]
-    assert sorted(p.name for p in (run / 'models').iterdir()) == sorted(
-        f'net_{n}_{i}.pth' for n in 'gd' for i in ('30', '40', 'latest'))
+    assert sorted(p.name for p in (run / 'models').iterdir()) == sorted(f'net_{n}_{i}.pth' for n in 'gd'
+                                                                        for i in ('30', '40', 'latest'))
 
 
 def test_diverging_training_stops_with_one_line_and_writes_no_nonfinite_checkpoint(tmp_path, paired_folder):

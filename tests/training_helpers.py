@@ -38,18 +38,30 @@ def user_env() -> dict[str, str]:
     return env
 
 
-def train(cwd: Path, *extra: str, launcher: Optional[list[str]] = None, env: Optional[dict[str, str]] = None,
+def train(cwd: Path,
+          *extra: str,
+          launcher: Optional[list[str]] = None,
+          env: Optional[dict[str, str]] = None,
           timeout: int = 300) -> subprocess.CompletedProcess:
     """``python -m basicsr.train -opt options.yml EXTRA`` in ``cwd`` (or under ``launcher``)."""
     cmd = (launcher or [sys.executable]) + ['-m', 'basicsr.train', '-opt', 'options.yml', *extra]
-    return subprocess.run(cmd, cwd=cwd, env={**user_env(), **(env or {})}, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        cmd, cwd=cwd, env={
+            **user_env(),
+            **(env or {})
+        }, capture_output=True, text=True, timeout=timeout)
 
 
 def start(cwd: Path, *extra: str, launcher: Optional[list[str]] = None) -> subprocess.Popen:
     cmd = (launcher or [sys.executable]) + ['-m', 'basicsr.train', '-opt', 'options.yml', *extra]
-    return subprocess.Popen(cmd, cwd=cwd, env=user_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True)
+    return subprocess.Popen(
+        cmd,
+        cwd=cwd,
+        env=user_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True)
 
 
 def wait_for(path: Path, process: subprocess.Popen, timeout: float = 240) -> None:
@@ -99,5 +111,7 @@ def free_port() -> int:
 
 
 def torchrun(nproc: int = 2) -> list[str]:
-    return [sys.executable, '-m', 'torch.distributed.run', f'--nproc_per_node={nproc}', '--master_addr=127.0.0.1',
-            f'--master_port={free_port()}']
+    return [
+        sys.executable, '-m', 'torch.distributed.run', f'--nproc_per_node={nproc}', '--master_addr=127.0.0.1',
+        f'--master_port={free_port()}'
+    ]

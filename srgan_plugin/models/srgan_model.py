@@ -27,7 +27,6 @@ def frozen(net: nn.Module) -> Iterator[None]:
             p.requires_grad_(True)
 
 
-
 @MODEL_REGISTRY.register()
 class SRGANPluginModel(PluginModelMixin, SRGANModel):
     """SRGAN training step as in the paper, on BasicSR's ``SRGANModel``.
@@ -42,8 +41,9 @@ class SRGANPluginModel(PluginModelMixin, SRGANModel):
     Options (``train``): ``pixel_opt`` (SRGAN-MSE: ``MSELoss``), ``perceptual_opt`` (SRGAN-VGG22/54:
     ``VGGContentLoss``), ``gan_opt`` (the paper: ``GANLoss``, ``gan_type: vanilla``, ``loss_weight: !!float 1e-3``),
     ``gp_opt``, ``optim_g``, ``optim_d``, ``scheduler``, ``net_d_iters`` (1), ``net_d_init_iters`` (0),
-    ``ema_decay``, ``max_nonfinite_steps`` (10); top level: ``sync_bn`` (false). Log keys: ``l_g_pix``, ``l_g_percep``, ``l_g_gan``, ``l_d_real``, ``l_d_fake``, ``out_d_real``,
-    ``out_d_fake`` (and ``l_d_gp``), as BasicSR's.
+    ``ema_decay``, ``max_nonfinite_steps`` (10); top level: ``sync_bn`` (false). Log keys: ``l_g_pix``,
+    ``l_g_percep``, ``l_g_gan``, ``l_d_real``, ``l_d_fake``, ``out_d_real``, ``out_d_fake`` (and ``l_d_gp``), as
+    BasicSR's.
     """
 
     def init_training_settings(self) -> None:

@@ -112,8 +112,13 @@ class Trainer:
                 train_set = build_dataset(dataset_opt)
                 ratio = dataset_opt.get('dataset_enlarge_ratio', 1)
                 sampler = ResumableSampler(train_set, opt['world_size'], opt['rank'], ratio)
-                train_loader = build_dataloader(train_set, dataset_opt, num_gpu=opt['num_gpu'], dist=opt['dist'],
-                                                sampler=sampler, seed=opt['manual_seed'])
+                train_loader = build_dataloader(
+                    train_set,
+                    dataset_opt,
+                    num_gpu=opt['num_gpu'],
+                    dist=opt['dist'],
+                    sampler=sampler,
+                    seed=opt['manual_seed'])
                 per_epoch = math.ceil(len(train_set) * ratio / (dataset_opt['batch_size_per_gpu'] * opt['world_size']))
                 self.logger.info(f'Training statistics:\n\tNumber of train images: {len(train_set)}'
                                  f'\n\tDataset enlarge ratio: {ratio}'
@@ -123,8 +128,14 @@ class Trainer:
                                  f'\n\tTotal iters: {int(opt["train"]["total_iter"])}.')
             elif phase.split('_')[0] == 'val':
                 val_set = build_dataset(dataset_opt)
-                val_loaders.append(build_dataloader(val_set, dataset_opt, num_gpu=opt['num_gpu'], dist=opt['dist'],
-                                                    sampler=None, seed=opt['manual_seed']))
+                val_loaders.append(
+                    build_dataloader(
+                        val_set,
+                        dataset_opt,
+                        num_gpu=opt['num_gpu'],
+                        dist=opt['dist'],
+                        sampler=None,
+                        seed=opt['manual_seed']))
                 self.logger.info(f'Number of val images/folders in {dataset_opt["name"]}: {len(val_set)}')
             else:
                 raise ValueError(f'Dataset phase {phase} is not recognized.')
@@ -196,8 +207,13 @@ class Trainer:
     def _after_step(self, stop: StopRequest) -> None:
         current_iter, logger_opt = self.pos.iter, self.opt['logger']
         if current_iter % logger_opt['print_freq'] == 0:
-            log_vars = {'epoch': self.pos.epoch, 'iter': current_iter, 'lrs': self.model.get_current_learning_rate(),
-                        'time': self.iter_timer.get_avg_time(), 'data_time': self.data_timer.get_avg_time()}
+            log_vars = {
+                'epoch': self.pos.epoch,
+                'iter': current_iter,
+                'lrs': self.model.get_current_learning_rate(),
+                'time': self.iter_timer.get_avg_time(),
+                'data_time': self.data_timer.get_avg_time()
+            }
             log_vars.update(self.model.get_current_log())
             self.msg_logger(log_vars)
         saved = current_iter % logger_opt['save_checkpoint_freq'] == 0
@@ -217,8 +233,12 @@ class Trainer:
         if not isinstance(self.model, AtomicCheckpointMixin):
             self.model.save(self.pos.epoch, self.pos.iter)
             return
-        loop = {'batch': self.pos.batch, 'world_size': world_size(),
-                'batch_size': self.opt['datasets']['train']['batch_size_per_gpu'], 'rng': gather_objects(capture_rng())}
+        loop = {
+            'batch': self.pos.batch,
+            'world_size': world_size(),
+            'batch_size': self.opt['datasets']['train']['batch_size_per_gpu'],
+            'rng': gather_objects(capture_rng())
+        }
         self.model.save(self.pos.epoch, self.pos.iter, loop_state=loop)
         if self.keep and rank() == 0:
             checkpoints.prune(self.opt['path']['training_states'], self.opt['path']['models'], int(self.keep),
@@ -252,7 +272,8 @@ def setup_run(opt: Opt, args: Any, resumed: bool) -> tuple[logging.Logger, Any]:
 
 def train_pipeline(root_path: str) -> None:
     """``basicsr.train.train_pipeline`` with the guarantees listed in this module's docstring."""
-    opt, args = basicsr_options.parse_options(root_path, is_train=True)  # patched by compat: cwd root, option checks, init_dist
+    # BasicSR's parser, patched by compat: cwd root, option checks, init_dist with gloo or NCCL
+    opt, args = basicsr_options.parse_options(root_path, is_train=True)
     opt['root_path'] = root_path
     torch.backends.cudnn.benchmark = bool(opt.get('cudnn_benchmark', True))
     notes: list[str] = []
