@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -13,7 +14,7 @@ import torch
 
 from conftest import load_options, make_paired_folder, write_options
 from training_helpers import (SAVE_FREQ, differing_tensors, experiment, fault_options, free_port, kill_group, start,
-                              torchrun, train, user_env, wait_for, write_run)
+                              torchrun, train, user_env, wait_for, wait_for_log, write_run)
 
 from srgan_plugin.archs import SRResNet
 from srgan_plugin.training import distributed
@@ -154,6 +155,24 @@ def test_two_process_run_killed_and_resumed_matches_uninterrupted(tmp_path, pair
     runs = [experiment(tmp_path / name, 'ddpkill') for name in ('reference', 'killed')]
     for net in ('net_g_latest.pth', 'net_d_latest.pth'):
         assert differing_tensors(*runs, net) == []
+
+
+def test_sigterm_to_torchrun_saves_one_state_for_both_ranks(tmp_path, paired_folder):
+    opt = fault_options(1, paired_folder, 'ddpterm')
+    opt['train']['total_iter'] = 100000
+    opt['logger'].update(save_checkpoint_freq=100000, print_freq=5)
+    write_run(opt, tmp_path)
+    process = start(tmp_path, '--launcher', 'pytorch', launcher=torchrun(2))
+    run = experiment(tmp_path, 'ddpterm')
+    wait_for_log(run, 'iter:      10,', process)
+    process.send_signal(signal.SIGTERM)  # to torchrun only, as a scheduler would; it forwards it to the workers
+    output = process.communicate(timeout=120)[0]
+    assert process.returncode != 0
+    assert 'SIGTERM received: training state of iter' in output, output[-3000:]
+    states = list((run / 'training_states').glob('*.state'))
+    assert len(states) == 1
+    loop = torch.load(states[0], weights_only=True)['loop']
+    assert loop['world_size'] == 2 and len(loop['rng']) == 2
 
 
 def test_local_rank_spelling_is_normalised():
