@@ -161,6 +161,18 @@ FAULT_TOLERANCE_OPTIONS = (  # (section or None for the top level, key, kind, wh
 )
 
 
+def check_prefetch(opt: Opt) -> None:
+    """``datasets.train.prefetch_mode``: BasicSR's values, and the CUDA prefetcher only with pinned memory on CUDA."""
+    train = (opt.get('datasets') or {}).get('train') or {}
+    mode = train.get('prefetch_mode')
+    if mode not in (None, 'cpu', 'cuda'):
+        raise OptionsError(f'datasets.train.prefetch_mode: {mode!r} is not valid; write ~, cpu or cuda.')
+    if mode == 'cuda' and not train.get('pin_memory'):
+        raise OptionsError('datasets.train.prefetch_mode: cuda needs pin_memory: true in datasets.train.')
+    if mode == 'cuda' and opt.get('num_gpu') == 0:
+        raise OptionsError('datasets.train.prefetch_mode: cuda needs a GPU (num_gpu is 0); write ~ or cpu.')
+
+
 def check_fault_tolerance(opt: Opt) -> None:
     """The plugin's training options (see ``srgan_plugin.training.loop``) have the right types."""
     for section, key, kind, expected in FAULT_TOLERANCE_OPTIONS:
@@ -175,7 +187,8 @@ def check_fault_tolerance(opt: Opt) -> None:
             raise OptionsError(f'{name}: {value!r} is not valid; write {expected}.')
 
 
-CHECKS: tuple[Callable[[Opt], None], ...] = (check_registered, check_crop, check_paths, check_fault_tolerance)
+Check = Callable[[Opt], None]
+CHECKS: tuple[Check, ...] = (check_registered, check_crop, check_paths, check_prefetch, check_fault_tolerance)
 
 
 def check_options(opt: Opt, opt_path: str = '<options>') -> None:

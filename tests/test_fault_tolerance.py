@@ -167,9 +167,15 @@ def test_diverging_training_stops_with_one_line_and_writes_no_nonfinite_checkpoi
 @pytest.mark.parametrize('key, value, message', [
     ('keep_last_states', 0, 'logger.keep_last_states: 0 is not valid'),
     ('save_on_signal', 'yes', "logger.save_on_signal: 'yes' is not valid"),
+    ('prefetch_mode', 'cuda', 'datasets.train.prefetch_mode: cuda needs pin_memory: true'),
 ])
 def test_bad_fault_tolerance_options_are_one_line_errors(tmp_path, paired_folder, key, value, message):
-    write_run(fault_options(1, paired_folder, 'bad', **{key: value}), tmp_path)
+    opt = fault_options(1, paired_folder, 'bad')
+    if key == 'prefetch_mode':
+        opt['datasets']['train'][key] = value
+    else:
+        opt['logger'][key] = value
+    write_run(opt, tmp_path)
     result = train(tmp_path)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith('error: ') and message in result.stderr
