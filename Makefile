@@ -12,7 +12,7 @@ $(STAMP): requirements.txt setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip 'setuptools>=70' wheel
 	$(PY) -m pip install --quiet -r requirements.txt
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,export,lpips]'
 	touch $(STAMP)
 
 setup: $(STAMP)

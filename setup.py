@@ -73,7 +73,13 @@ setup(
         'scikit-image',
         'tqdm',
     ],
-    extras_require={'test': ['pytest>=7', 'setuptools>=70', 'wheel']},
+    extras_require={
+        'test': ['pytest>=7', 'setuptools>=70', 'wheel'],
+        # python -m srgan_plugin.export: torch's ONNX exporter needs onnx + onnxscript; onnxruntime checks parity
+        'export': ['onnx==1.23.2', 'onnxscript==0.7.2', 'onnxruntime==1.31.1'],
+        # LPIPS in evaluate and BasicSR validation (AlexNet weights must already be in torch's hub cache)
+        'lpips': ['lpips==0.1.4'],
+    },
     cmdclass={'build_py': BuildPyWithAutoload},
     zip_safe=False,
 )

@@ -9,5 +9,5 @@ from srgan_plugin import compat
 
 compat.apply()  # before the first import of basicsr (see compat's docstring)
 
-from srgan_plugin import archs, losses, models  # noqa: E402,F401  (registration happens at import)
+from srgan_plugin import archs, losses, metrics, models  # noqa: E402,F401  (registration happens at import)
 from srgan_plugin.version import __version__  # noqa: E402,F401

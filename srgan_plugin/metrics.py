@@ -1,0 +1,118 @@
+"""Extra metrics for BasicSR validation and ``python -m srgan_plugin.evaluate``: LPIPS (Zhang et al., CVPR 2018).
+
+``calculate_lpips`` is registered in BasicSR's ``METRIC_REGISTRY`` when the ``lpips`` package is importable and its
+backbone weights (torchvision's AlexNet, ``alexnet-owt-7be5be79.pth`` in ``torch.hub.get_dir()/checkpoints``) are
+on disk: nothing is downloaded. Otherwise nothing is registered, silently; :func:`lpips_unavailable_reason` says why.
+In an option file (lower is better)::
+
+    val:
+      metrics:
+        lpips:
+          type: calculate_lpips
+          crop_border: 4
+          better: lower
+"""
+from __future__ import annotations
+
+import functools
+import importlib.util
+import warnings
+from os import path as osp
+from typing import Any, Optional
+
+import numpy as np
+import torch
+from basicsr.utils.registry import METRIC_REGISTRY
+
+__all__ = [
+    'LPIPS_BACKBONE_FILE', 'LPIPS_MIN_SIZE', 'lpips_backbone_path', 'lpips_unavailable_reason', 'calculate_lpips',
+    'register'
+]
+
+LPIPS_BACKBONE_FILE = 'alexnet-owt-7be5be79.pth'
+LPIPS_MIN_SIZE = 32  # AlexNet's first layers need 31 px; smaller images have no LPIPS
+
+
+def lpips_backbone_path() -> str:
+    """Where torchvision keeps (and LPIPS loads) the AlexNet weights: ``torch.hub.get_dir()/checkpoints/...``."""
+    return osp.join(torch.hub.get_dir(), 'checkpoints', LPIPS_BACKBONE_FILE)
+
+
+def lpips_unavailable_reason() -> Optional[str]:
+    """None when LPIPS can be computed offline, else why not (a sentence for notes)."""
+    if importlib.util.find_spec('lpips') is None:
+        return 'LPIPS not computed: the lpips package is not installed (pip install lpips)'
+    if not osp.isfile(lpips_backbone_path()):
+        return (f'LPIPS not computed: its AlexNet backbone weights are not at {lpips_backbone_path()} '
+                '(torchvision downloads them when online; this run does not download)')
+    return None
+
+
+@functools.lru_cache(maxsize=None)
+def _lpips_network() -> Any:
+    """The LPIPS(AlexNet) network on CPU in eval mode, built once (quietly: lpips prints and warns by default)."""
+    import lpips
+
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        net = lpips.LPIPS(net='alex', verbose=False)
+    return net.eval().requires_grad_(False)
+
+
+def _to_lpips_tensor(img: np.ndarray, crop_border: int, input_order: str) -> torch.Tensor:
+    """uint8-range BGR HWC/CHW image -> 1x3xHxW RGB tensor in [-1, 1], borders cropped."""
+    if input_order == 'CHW':
+        img = img.transpose(1, 2, 0)
+    if crop_border:
+        img = img[crop_border:-crop_border, crop_border:-crop_border]
+    rgb = np.ascontiguousarray(img[..., ::-1], dtype=np.float32) / 127.5 - 1
+    return torch.from_numpy(rgb).permute(2, 0, 1)[None]
+
+
+def calculate_lpips(img: np.ndarray,
+                    img2: np.ndarray,
+                    crop_border: int,
+                    input_order: str = 'HWC',
+                    test_y_channel: bool = False,
+                    **kwargs: Any) -> float:
+    """LPIPS distance (AlexNet, v0.1) between two images, BasicSR's metric signature (lower is better).
+
+    Args:
+        img (np.ndarray): Image in [0, 255], BGR (as BasicSR's ``tensor2img`` gives).
+        img2 (np.ndarray): Reference image, same shape.
+        crop_border (int): Pixels cropped from each border first.
+        input_order (str): 'HWC' or 'CHW'. Default: 'HWC'.
+        test_y_channel (bool): Not supported (LPIPS needs colour); must be False. Default: False.
+        **kwargs: Ignored (BasicSR passes e.g. ``better``).
+
+    Returns:
+        float: The distance.
+    """
+    if img.shape != img2.shape:
+        raise ValueError(f'Image shapes differ: {img.shape}, {img2.shape}.')
+    if test_y_channel:
+        raise ValueError('calculate_lpips needs colour images; remove test_y_channel.')
+    a, b = _to_lpips_tensor(img, crop_border, input_order), _to_lpips_tensor(img2, crop_border, input_order)
+    if min(a.shape[2:]) < LPIPS_MIN_SIZE:
+        raise ValueError(
+            f'LPIPS needs images of at least {LPIPS_MIN_SIZE} px after cropping, got {tuple(a.shape[2:])}.')
+    with torch.inference_mode():
+        distance = _lpips_network()(a, b)
+    return float(distance.item())
+
+
+def register() -> bool:
+    """Register :func:`calculate_lpips` in ``METRIC_REGISTRY`` when LPIPS is available; never raises or warns.
+
+    Returns:
+        bool: Whether it is registered now.
+    """
+    if 'calculate_lpips' in METRIC_REGISTRY:
+        return True
+    if lpips_unavailable_reason() is not None:
+        return False
+    METRIC_REGISTRY.register(calculate_lpips)
+    return True
+
+
+register()
