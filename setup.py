@@ -62,6 +62,7 @@ setup(
     packages=find_packages(include=['srgan_plugin', 'srgan_plugin.*']),
     py_modules=['_srgan_plugin_autoload'],
     include_package_data=False,
+    package_data={'srgan_plugin': ['weights/*.pth', 'weights/manifest.json']},  # shipped generators, once trained
     install_requires=[
         'basicsr==1.4.2',
         'torch>=2.1',
