@@ -132,7 +132,8 @@ def test_distributed_validation_equals_single_process_exactly(tmp_path):
                                 capture_output=True,
                                 text=True,
                                 timeout=300)
-        assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+        output = result.stdout + result.stderr
+        assert result.returncode == 0, output[:3000] + '\n...\n' + output[-3000:]
         results[mode] = json.loads(out.read_text())
         images = sorted(p.name for p in (cwd / 'results' / 'val' / 'visualization' / 'five').iterdir())
         assert images == [f'img{i:02d}_val.png' for i in range(5)]

@@ -7,6 +7,7 @@ node but the first. Here the backend is NCCL when CUDA is available and gloo oth
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import datetime
 import os
@@ -58,6 +59,21 @@ def init_dist(launcher: str,
     if timeout_minutes is not None:
         kwargs['timeout'] = datetime.timedelta(minutes=timeout_minutes)
     dist.init_process_group(backend=backend, **kwargs)
+    atexit.register(leave)
+
+
+def leave() -> None:
+    """Wait for every rank, then destroy the process group (registered at exit by ``init_dist``).
+
+    With gloo, a rank that exits while another still holds the group makes the other abort ("terminate called
+    without an active exception"), e.g. when rank 0 still writes results after the last collective.
+    """
+    if not dist.is_initialized():
+        return
+    try:
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
 
 
 def local_rank() -> int:

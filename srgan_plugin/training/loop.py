@@ -37,7 +37,7 @@ from basicsr.utils.options import copy_opt_file, dict2str
 from srgan_plugin.models.checkpointing import AtomicCheckpointMixin, NonFiniteWeightsError
 from srgan_plugin.models.nonfinite import NonFiniteLossError
 from srgan_plugin.training import checkpoints
-from srgan_plugin.training.distributed import gather_objects, is_distributed, rank, world_size
+from srgan_plugin.training.distributed import gather_objects, is_distributed, leave, rank, world_size
 from srgan_plugin.training.signals import StopRequest
 from srgan_plugin.training.state import ResumableSampler, capture_rng, preserved_rng, restore_rng
 
@@ -289,5 +289,4 @@ def train_pipeline(root_path: str) -> None:
     finally:
         if tb_logger:
             tb_logger.close()
-    if is_distributed():
-        dist.destroy_process_group()
+    leave()
