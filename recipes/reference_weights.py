@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import os
 import re
@@ -240,15 +239,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------------------------------------------- package
-def sha256(path: str) -> str:
-    """Hex SHA-256 of the file ``path``."""
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def half_state(state: dict[str, Any], path: str) -> dict[str, Any]:
     """Floating-point tensors as float16 (others, e.g. ``num_batches_tracked``, unchanged); refuses overflow."""
     import torch
@@ -314,11 +304,12 @@ def read_scores(results: Optional[str], checkpoint: str, packaged: str) -> dict[
 def model_entry(phase: int, checkpoint: str, file: str, label: Optional[str], scores: dict[str, Any]) -> dict:
     """The manifest entry of one packaged generator (``file`` already written)."""
     from srgan_plugin.inference.checkpoint import infer_arch, read_state_dict
+    from srgan_plugin.training.checkpoints import sha256_of
 
     opt = experiment_options(checkpoint)
     entry = {
         'file': osp.basename(file),
-        'sha256': sha256(file),
+        'sha256': sha256_of(file),
         'model': PHASES[phase]['model'],
         'arch': {
             'type': 'SRResNet',

@@ -11,6 +11,7 @@ import torch
 
 from conftest import REPO, run, tiny_training_options, write_options
 from srgan_plugin.inference.checkpoint import WEIGHTS_DIR, ArchSpec, load_generator, random_generator, resolve_model
+from srgan_plugin.training.checkpoints import sha256_of
 
 SCRIPT = REPO / 'recipes' / 'reference_weights.py'
 LABEL = 'TINY STAND-IN, NOT A TRAINED MODEL'
@@ -64,7 +65,7 @@ def test_package_writes_fp16_params_and_manifest(packaged):
             'prelu_per_channel': False
         }
         assert entry['training']['iterations'] == 1234 and 'BSD200 + T91' in entry['training']['data']
-        assert entry['sha256'] == recipe().sha256(str(out / entry['file']))
+        assert entry['sha256'] == sha256_of(str(out / entry['file']))
         saved = torch.load(out / entry['file'], weights_only=True)
         assert list(saved) == ['params']
         assert saved['params']['conv_first.weight'].dtype == torch.float16

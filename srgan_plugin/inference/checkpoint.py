@@ -9,7 +9,6 @@ and tensor shapes, so no option file is needed; every failure is an :class:`Infe
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
 import pickle
@@ -22,6 +21,7 @@ from torch import Tensor
 
 from srgan_plugin.archs.srresnet_arch import SUPPORTED_SCALES, SRResNet
 from srgan_plugin.inference.runtime import InferenceError
+from srgan_plugin.training.checkpoints import sha256_of
 
 __all__ = [
     'ArchSpec', 'read_state_dict', 'select_params', 'infer_arch', 'build_generator', 'random_generator',
@@ -239,14 +239,6 @@ def require_same_arch(a: ArchSpec, b: ArchSpec, name_a: str, name_b: str) -> Non
                              'both must be the same SRResNet')
 
 
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def resolve_model(path: Optional[str], weights_dir: str = WEIGHTS_DIR) -> str:
     """``--model``, or the shipped default weights when it is not given.
 
@@ -271,7 +263,7 @@ def resolve_model(path: Optional[str], weights_dir: str = WEIGHTS_DIR) -> str:
         listing = json.load(f)
     entry = listing['models'][listing['default']]
     weights = osp.join(weights_dir, entry['file'])
-    if not osp.isfile(weights) or ('sha256' in entry and _sha256(weights) != entry['sha256']):
+    if not osp.isfile(weights) or ('sha256' in entry and sha256_of(weights) != entry['sha256']):
         raise InferenceError(f'shipped weights {weights} are missing or damaged (sha256 mismatch); reinstall the '
                              'package or pass --model PATH')
     return weights

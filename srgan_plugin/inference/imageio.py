@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from srgan_plugin.inference.runtime import InferenceError
+from srgan_plugin.prepare.imgops import decode_unchanged
 
 __all__ = [
     'IMAGE_EXTENSIONS', 'JPEG_QUALITY', 'Picture', 'read_picture', 'to_picture', 'quantize', 'output_converter',
@@ -103,10 +104,7 @@ def read_picture(path: str) -> Picture:
     if osp.getsize(path) == 0:
         raise InferenceError('empty file (0 bytes)')
     with _quiet_opencv():
-        try:
-            raw = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
-        except cv2.error:
-            raw = None
+        raw = decode_unchanged(path)
     if raw is None:
         raise InferenceError('cannot be decoded as an image (truncated, damaged or not an image)')
     return to_picture(raw)

@@ -236,6 +236,15 @@ def to_bgr_uint8(img: np.ndarray) -> tuple[np.ndarray, list[str]]:
     return np.ascontiguousarray(img), notes
 
 
+def decode_unchanged(path: str) -> np.ndarray | None:
+    """The file decoded by OpenCV as stored (depth, channels, alpha), or None when it cannot be decoded; any
+    characters in the name."""
+    try:
+        return cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error:
+        return None
+
+
 def read_image(path: str) -> tuple[np.ndarray, list[str]]:
     """Read an image file as an HxWx3 uint8 BGR array (policy: :func:`to_bgr_uint8`), never modifying the file.
 
@@ -248,10 +257,7 @@ def read_image(path: str) -> tuple[np.ndarray, list[str]]:
     Raises:
         BadImage: When the file cannot be decoded as an image, or has an unsupported pixel type.
     """
-    try:
-        img = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
-    except cv2.error:
-        img = None
+    img = decode_unchanged(path)
     if img is None:
         raise BadImage('not an image (cv2 cannot decode it)')
     return to_bgr_uint8(img)
