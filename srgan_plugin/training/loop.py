@@ -63,7 +63,7 @@ def find_resume(opt: Opt, notes: list[str]) -> Optional[dict[str, Any]]:
     explicit = opt['path'].get('resume_state')
     if not (opt['auto_resume'] or explicit):
         return None
-    chosen = None
+    chosen, state = None, None
     if rank() == 0:
         states_dir = opt['path']['training_states'] if opt['auto_resume'] else osp.dirname(explicit)
         stem = osp.basename(explicit or '').split('.')[0]
@@ -71,7 +71,7 @@ def find_resume(opt: Opt, notes: list[str]) -> Optional[dict[str, Any]]:
         checkpoints.remove_temporaries([states_dir, opt['path']['models']], notes.append)
         found = checkpoints.find_resume_state(states_dir, opt['path']['models'], network_labels(opt), notes.append,
                                               newest)
-        chosen = found[0] if found else None
+        chosen, state = found if found else (None, None)
         if explicit and chosen is None:
             raise SystemExit(f'error: path.resume_state: {explicit} and every older state are unusable (see above '
                              'warnings); remove resume_state to start afresh')
@@ -81,7 +81,8 @@ def find_resume(opt: Opt, notes: list[str]) -> Optional[dict[str, Any]]:
         chosen = box[0]
     if chosen is None:
         return None
-    state = checkpoints.load(chosen)
+    if state is None:  # the other ranks: rank 0 has already loaded (and verified) it
+        state = checkpoints.load(chosen)
     opt['path']['resume_state'] = chosen
     check_resume(opt, state['iter'])
     return state
