@@ -62,16 +62,50 @@ def test_gan_step_with_perceptual_loss_logs_percep():
     assert 'l_g_percep' in model.get_current_log()
 
 
-def test_generator_step_does_not_touch_discriminator():
+def two_pass_step(model, current_iter: int) -> None:
+    """BasicSR's SRGANModel order, without the plugin's shared pass: D runs on the fakes once for G's step (frozen)
+    and once more, on the detached fakes, for its own step."""
+    output = model.net_g(model.lq)
+    for p in model.net_d.parameters():
+        p.requires_grad_(False)
+    model.optimizer_g.zero_grad()
+    (model.cri_pix(output, model.gt) + model.cri_gan(model.net_d(output), True, is_disc=False)).backward()
+    model.optimizer_g.step()
+    for p in model.net_d.parameters():
+        p.requires_grad_(True)
+    model.optimizer_d.zero_grad()
+    real, fake = model.net_d(model.gt), model.net_d(output.detach())
+    (model.cri_gan(real, True, is_disc=True) + model.cri_gan(fake, False, is_disc=True)).backward()
+    model.optimizer_d.step()
+
+
+def test_shared_discriminator_pass_gives_the_two_pass_step():
+    """One D pass over the fakes serves both steps and gives bit-identical weights to running it twice (BasicSR's
+    way): the same kernels see the same inputs. Only D's running statistics, unused in training, differ."""
+    shared, reference = build_model(model_options(2)), build_model(model_options(2))
+    reference.net_g.load_state_dict(shared.net_g.state_dict())
+    reference.net_d.load_state_dict(shared.net_d.state_dict())
+    for it in range(1, 4):
+        feed(shared, seed=it)
+        feed(reference, seed=it)
+        shared.optimize_parameters(it)
+        two_pass_step(reference, it)
+    for net in ('net_g', 'net_d'):
+        ours, theirs = dict(getattr(shared, net).named_parameters()), dict(getattr(reference, net).named_parameters())
+        differing = [k for k in ours if not torch.equal(ours[k], theirs[k])]
+        assert not differing, f'{net}: {differing}'
+    g_buffers = dict(reference.net_g.named_buffers())
+    assert all(torch.equal(v, g_buffers[k]) for k, v in shared.net_g.named_buffers())
+
+
+def test_generator_step_gives_no_discriminator_gradient():
     model = build_model(model_options(2))
     feed(model)
     log: dict[str, torch.Tensor] = {}
-    from srgan_plugin.models.srgan_model import frozen
-    with frozen(model.net_d):
-        loss = model.generator_loss(model.net_g(model.lq), model.gt, log)
-    loss.backward()
+    output = model.net_g(model.lq)
+    loss = model.generator_loss(output, model.gt, model.net_d(output), log)
+    assert model.guarded_step(model.optimizer_g, loss, 'generator', 1)
     assert all(p.grad is None for p in model.net_d.parameters())
-    assert all(p.requires_grad for p in model.net_d.parameters())
     assert all(p.grad is not None for p in model.net_g.parameters())
 
 

@@ -1,5 +1,5 @@
-"""What both plugin models share: fault-tolerant checkpoints, distributed training, guarded steps, the BatchNorm-
-aware EMA, and the content loss."""
+"""What both plugin models share: the speed options, fault-tolerant checkpoints, distributed training, guarded steps,
+the BatchNorm-aware EMA, and the content loss."""
 from __future__ import annotations
 
 from torch import Tensor
@@ -8,11 +8,13 @@ from srgan_plugin.models.checkpointing import AtomicCheckpointMixin
 from srgan_plugin.models.ddp import DistributedMixin
 from srgan_plugin.models.ema import BufferEMAMixin
 from srgan_plugin.models.nonfinite import NonFiniteGuardMixin
+from srgan_plugin.models.performance import PerformanceMixin
 
 LossLog = dict[str, Tensor]
 
 
-class PluginModelMixin(NonFiniteGuardMixin, DistributedMixin, AtomicCheckpointMixin, BufferEMAMixin):
+class PluginModelMixin(PerformanceMixin, NonFiniteGuardMixin, DistributedMixin, AtomicCheckpointMixin,
+                       BufferEMAMixin):
     """Put first in the bases of a BasicSR ``SRModel`` subclass."""
 
     def content_loss(self, output: Tensor, gt: Tensor, log: LossLog, prefix: str) -> Tensor:

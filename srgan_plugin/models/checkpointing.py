@@ -67,4 +67,6 @@ class AtomicCheckpointMixin:
         }
         if getattr(self, '_loop_state', None) is not None:
             state['loop'] = self._loop_state
+        extras = getattr(self, 'training_state_extras', None)
+        state.update(extras() if extras else {})
         atomic_save(state, os.path.join(self.opt['path']['training_states'], f'{current_iter}.state'))  # type: ignore

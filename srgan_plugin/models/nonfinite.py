@@ -43,27 +43,49 @@ class NonFiniteGuardMixin:
 
     Option ``train.max_nonfinite_steps`` (default 10): after that many consecutive skipped steps of one optimizer
     training stops with ``NonFiniteLossError``; checkpoints written before are intact (non-finite weights are never
-    written, see ``AtomicCheckpointMixin``).
+    written, see ``AtomicCheckpointMixin``). With a loss scaler (``loss_scaler(name)``, fp16), a step whose loss is
+    finite but whose scaled gradients overflowed is the scaler's business: it is skipped, the scale is lowered, and it
+    does not count.
     """
+
+    def loss_scaler(self, name: str) -> Optional[torch.amp.GradScaler]:
+        """The GradScaler of the optimizer stepped as ``name``; None: no loss scaling (see ``PerformanceMixin``)."""
+        return None
 
     def guarded_step(self,
                      optimizer: optim.Optimizer,
                      loss: Tensor,
                      name: str,
                      current_iter: int,
-                     snapshot: Optional[BufferSnapshot] = None) -> bool:
+                     snapshot: Optional[BufferSnapshot] = None,
+                     retain_graph: bool = False) -> bool:
+        """Backward ``loss`` into ``optimizer``'s parameters only (``inputs=``: no gradient is computed for other
+        networks the loss passes through), then step unless non-finite. Returns whether the optimizer stepped."""
+        params = [p for group in optimizer.param_groups for p in group['params'] if p.requires_grad]
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grads = [p.grad for group in optimizer.param_groups for p in group['params'] if p.grad is not None]
-        finite = all_ranks_agree(all_finite(loss, grads), self.device)  # type: ignore[attr-defined]
+        scaler = self.loss_scaler(name)
+        (scaler.scale(loss) if scaler else loss).backward(inputs=params, retain_graph=retain_graph)
+        if scaler:
+            scaler.unscale_(optimizer)
+        finite = all_ranks_agree(all_finite(loss, [p.grad for p in params if p.grad is not None]),
+                                 self.device)  # type: ignore[attr-defined]
         counts: dict[str, int] = self.__dict__.setdefault('_nonfinite_counts', {})
         if finite:
-            optimizer.step()
+            scaler.step(optimizer) if scaler else optimizer.step()
+            if scaler:
+                scaler.update()
             counts[name] = 0
             return True
-        counts[name] = counts.get(name, 0) + 1
         if snapshot is not None:
             snapshot.restore()
+        if scaler:
+            scaler.update()  # lowers the scale (DDP averaged the gradients, so every rank saw the overflow)
+            if all_ranks_agree(bool(torch.isfinite(loss.detach()).all()), self.device):  # type: ignore[attr-defined]
+                get_root_logger().info(f'iter {current_iter}: fp16 {name} gradients overflowed; step skipped, loss '
+                                       f'scale lowered to {scaler.get_scale():g}.')
+                optimizer.zero_grad(set_to_none=True)
+                return False
+        counts[name] = counts.get(name, 0) + 1
         limit = int(self.opt['train'].get('max_nonfinite_steps', DEFAULT_MAX_NONFINITE_STEPS))  # type: ignore
         get_root_logger().warning(f'iter {current_iter}: non-finite {name} loss or gradient; step skipped '
                                   f'({counts[name]} in a row, stopping at {limit}).')

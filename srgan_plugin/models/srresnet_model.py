@@ -16,15 +16,17 @@ class SRResNetModel(PluginModelMixin, SRModel):
 
     Options are SRModel's: ``network_g``, ``train.pixel_opt`` (the paper: ``MSELoss``) and/or
     ``train.perceptual_opt`` (e.g. ``VGGContentLoss``), ``train.optim_g``, ``train.scheduler``, ``train.ema_decay``,
-    plus ``train.max_nonfinite_steps`` (10) and the top-level ``sync_bn`` (false). Log keys: ``l_pix`` (and
+    plus ``train.max_nonfinite_steps`` (10), the speed options ``train.amp`` / ``channels_last`` / ``compile`` (see
+    ``PerformanceMixin``) and the top-level ``sync_bn`` (false). Log keys: ``l_pix`` (and
     ``l_percep``). The EMA generator also tracks BatchNorm statistics.
     """
 
     def optimize_parameters(self, current_iter: int) -> None:
         snapshot = BufferSnapshot(self.net_g)
-        self.output = self.net_g(self.lq)
         log: LossLog = OrderedDict()
-        loss = self.content_loss(self.output, self.gt, log, prefix='l_')
+        with self.autocast():
+            self.output = self.net_g(self.lq)
+            loss = self.content_loss(self.output, self.gt, log, prefix='l_')
         stepped = self.guarded_step(self.optimizer_g, loss, 'generator', current_iter, snapshot)
         self.log_dict = self.reduce_loss_dict(log)
         if stepped and self.ema_decay > 0:

@@ -1,0 +1,99 @@
+"""Opt-in speed options of the training step: mixed precision, channels_last and ``torch.compile``."""
+from __future__ import annotations
+
+import contextlib
+from typing import Any, ContextManager, Optional
+
+import torch
+from torch import nn
+
+AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
+
+
+def speed_options(opt: dict[str, Any]) -> dict[str, Any]:
+    """The ``train`` options this module reads (empty outside training: ``basicsr.test`` runs in fp32 eager)."""
+    return (opt.get('train') or {}) if opt.get('is_train') else {}
+
+
+def compile_kwargs(value: Any) -> Optional[dict[str, Any]]:
+    """``train.compile``: false/~ -> None, true -> {}, a dict -> ``torch.compile`` keyword arguments."""
+    if not value:
+        return None
+    return {} if value is True else dict(value)
+
+
+def speed_up(net: nn.Module, channels_last: bool, compile_with: Optional[dict[str, Any]]) -> nn.Module:
+    """``net`` in NHWC memory format and/or compiled in place (``nn.Module.compile``: the module, its class and its
+    state-dict keys stay the same, so checkpoints are unchanged)."""
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    if compile_with is not None:
+        net.compile(**compile_with)
+    return net
+
+
+class PerformanceMixin:
+    """Speed options for BasicSR models, all off by default. Options (``train``)::
+
+        amp: ~             # ~: fp32. bf16: autocast to bfloat16 (no loss scaling needed). fp16: autocast to float16
+                           #   with one dynamic GradScaler per optimizer (G and D never share one), saved in the
+                           #   training state; an fp16 overflow skips the step and lowers that scale, and does not
+                           #   count toward max_nonfinite_steps.
+        channels_last: false  # networks, the VGG of the content loss and the batches in NHWC memory format
+        compile: false     # true, or torch.compile kwargs such as {mode: max-autotune}: compile the generator, the
+                           #   discriminator and the content-loss network (the first steps are slow while it compiles)
+
+    Put it before the BasicSR model class in the bases. The networks and validation stay fp32 (autocast covers only
+    the training step's forward passes and losses); checkpoints are fp32 and identical in format with or without.
+    """
+
+    @property
+    def amp_dtype(self) -> Optional[torch.dtype]:
+        return AMP_DTYPES.get(speed_options(self.opt).get('amp'))  # type: ignore[attr-defined]
+
+    def autocast(self) -> ContextManager[Any]:
+        """Autocast for the training step's forward passes and losses (a no-op unless ``train.amp`` is set)."""
+        dtype = self.amp_dtype
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=dtype)  # type: ignore[attr-defined]
+
+    def loss_scaler(self, name: str) -> Optional[torch.amp.GradScaler]:
+        """The GradScaler of the optimizer stepped as ``name`` (created on first use), or None unless ``amp: fp16``."""
+        if self.amp_dtype != torch.float16:
+            return None
+        scalers: dict[str, torch.amp.GradScaler] = self.__dict__.setdefault('loss_scalers', {})
+        if name not in scalers:
+            scalers[name] = torch.amp.GradScaler(self.device.type)  # type: ignore[attr-defined]
+        return scalers[name]
+
+    def model_to_device(self, net: nn.Module) -> nn.Module:
+        speed = speed_options(self.opt)  # type: ignore[attr-defined]
+        net = speed_up(net, bool(speed.get('channels_last')), compile_kwargs(speed.get('compile')))
+        return super().model_to_device(net)  # type: ignore[misc]
+
+    def init_training_settings(self) -> None:
+        super().init_training_settings()  # type: ignore[misc]
+        speed = speed_options(self.opt)  # type: ignore[attr-defined]
+        loss = getattr(self, 'cri_perceptual', None)
+        if isinstance(loss, nn.Module) and any(True for _ in loss.parameters()):
+            speed_up(loss, bool(speed.get('channels_last')), compile_kwargs(speed.get('compile')))
+
+    def feed_data(self, data: dict[str, Any]) -> None:
+        super().feed_data(data)  # type: ignore[misc]
+        if speed_options(self.opt).get('channels_last'):  # type: ignore[attr-defined]
+            for name in ('lq', 'gt'):
+                if hasattr(self, name):
+                    setattr(self, name, getattr(self, name).contiguous(memory_format=torch.channels_last))
+
+    def resume_training(self, resume_state: dict[str, Any]) -> None:
+        super().resume_training(resume_state)  # type: ignore[misc]
+        for name, state in resume_state.get('loss_scalers', {}).items():
+            scaler = self.loss_scaler(name)
+            if scaler is not None:
+                scaler.load_state_dict(state)
+
+    def training_state_extras(self) -> dict[str, Any]:
+        """Saved in the training state next to BasicSR's keys: the fp16 loss scales."""
+        scalers = self.__dict__.get('loss_scalers') or {}
+        return {'loss_scalers': {name: scaler.state_dict() for name, scaler in scalers.items()}} if scalers else {}
