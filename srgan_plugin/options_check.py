@@ -14,6 +14,7 @@ import os
 from os import path as osp
 from typing import Any, Callable, Iterator, Mapping
 
+import torch
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
 
 from srgan_plugin.archs import SRGANDiscriminator
@@ -187,8 +188,33 @@ def check_fault_tolerance(opt: Opt) -> None:
             raise OptionsError(f'{name}: {value!r} is not valid; write {expected}.')
 
 
+def check_speed(opt: Opt) -> None:
+    """The speed options (``train.amp``, ``train.channels_last``, ``train.compile``, top-level ``cudnn_benchmark``;
+    see ``srgan_plugin.models.performance``)."""
+    train = opt.get('train') or {}
+    amp = train.get('amp')
+    if amp not in (None, False, 'bf16', 'fp16'):
+        raise OptionsError(f'train.amp: {amp!r} is not valid; write ~ (fp32), bf16 or fp16.')
+    if amp == 'bf16' and opt.get('num_gpu') != 0 and torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
+        raise OptionsError(f'train.amp: bf16 is not supported by {torch.cuda.get_device_name()}; write fp16.')
+    for block, key in ((train, 'channels_last'), (opt, 'cudnn_benchmark')):
+        if block.get(key) is not None and not isinstance(block[key], bool):
+            raise OptionsError(f'{"train." if block is train else ""}{key}: {block[key]!r} is not valid; write true or '
+                               'false.')
+    compile_opt = train.get('compile')
+    if compile_opt is None or isinstance(compile_opt, bool):
+        return
+    allowed = set(inspect.signature(torch.compile).parameters) - {'model'}
+    unknown = sorted(set(compile_opt) - allowed) if isinstance(compile_opt, dict) else None
+    if unknown is None or unknown:
+        what = f'unknown key {unknown[0]!r}' if unknown else f'{compile_opt!r} is not valid'
+        raise OptionsError(f'train.compile: {what}; write true, false, or torch.compile arguments such as '
+                           '{mode: max-autotune}.')
+
+
 Check = Callable[[Opt], None]
-CHECKS: tuple[Check, ...] = (check_registered, check_crop, check_paths, check_prefetch, check_fault_tolerance)
+CHECKS: tuple[Check, ...] = (check_registered, check_crop, check_paths, check_prefetch, check_fault_tolerance,
+                             check_speed)
 
 
 def check_options(opt: Opt, opt_path: str = '<options>') -> None:

@@ -187,3 +187,20 @@ def test_odd_shapes_are_one_line_errors(good, where):
     else:
         good['datasets']['train']['gt_size'] = None
         assert 'gt_size must be a positive whole number of pixels' in error_of(good)
+
+
+@pytest.mark.parametrize('key,value,message', [
+    ('amp', 'float16', "train.amp: 'float16' is not valid; write ~ (fp32), bf16 or fp16."),
+    ('channels_last', 'yes', "train.channels_last: 'yes' is not valid; write true or false."),
+    ('compile', {'mode': 'max-autotune', 'fast': True}, "train.compile: unknown key 'fast'"),
+    ('compile', 'max-autotune', "train.compile: 'max-autotune' is not valid"),
+])
+def test_bad_speed_options(good, key, value, message):
+    good['train'][key] = value
+    assert message in error_of(good)
+
+
+def test_good_speed_options_pass(good):
+    good['train'].update(amp='bf16', channels_last=True, compile={'mode': 'reduce-overhead', 'dynamic': False})
+    good['cudnn_benchmark'] = False
+    check_options(good, 'x.yml')

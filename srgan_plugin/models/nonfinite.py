@@ -28,7 +28,7 @@ class BufferSnapshot:
     step leaves no trace: a forward pass with exploding activations would otherwise poison the running stats."""
 
     def __init__(self, net: nn.Module) -> None:
-        self.buffers = [b for b in net.buffers() if b.is_floating_point()]
+        self.buffers = list(net.buffers())  # running mean/var and num_batches_tracked
         self.copies = [b.detach().clone() for b in self.buffers]
 
     @torch.no_grad()
