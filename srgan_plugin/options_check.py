@@ -213,8 +213,8 @@ def check_speed(opt: Opt) -> None:
 
 
 Check = Callable[[Opt], None]
-CHECKS: tuple[Check, ...] = (check_registered, check_crop, check_paths, check_prefetch, check_fault_tolerance,
-                             check_speed)
+CHECKS: tuple[Check,
+              ...] = (check_registered, check_crop, check_paths, check_prefetch, check_fault_tolerance, check_speed)
 
 
 def check_options(opt: Opt, opt_path: str = '<options>') -> None:

@@ -164,7 +164,7 @@ def make_upscaler(args: argparse.Namespace) -> Upscaler:
     if min(args.tile or 0, args.tile_pad or 0) < 0:
         raise InferenceError('--tile and --tile-pad must be >= 0')
     device, dtype = resolve_device(args.device), resolve_dtype(args.half, args.bf16)
-    net, spec = checkpoint.load_generator(checkpoint.resolve_model(args.model), device, dtype)
+    net, spec = checkpoint.load_generator(checkpoint.resolve_model(args.model), device, dtype, fold_bn=True)
     radius = receptive_radius(net)
     if args.tile_pad is not None and args.tile_pad < radius:
         log(f'warning: --tile-pad {args.tile_pad} is below the receptive radius {radius}: tiles may show seams')

@@ -179,3 +179,20 @@ def test_save_writes_g_ema_d_and_state(tmp_path):
     saved = torch.load(tmp_path / 'net_g_1.pth', weights_only=True)
     assert set(saved) == {'params', 'params_ema'}
     assert (tmp_path / 'net_d_1.pth').is_file() and (tmp_path / '1.state').is_file()
+
+
+def test_ema_average_is_basicsrs_arithmetic_bit_for_bit():
+    from basicsr.models.base_model import BaseModel
+    ours, theirs = build_model(model_options(1, ema_decay=0.9)), build_model(model_options(1, ema_decay=0.9))
+    live, ema = snapshot(ours.net_g), snapshot(ours.net_g_ema)
+    for model in (ours, theirs):
+        model.net_g.load_state_dict(live)
+        model.net_g_ema.load_state_dict(ema)
+        with torch.no_grad():
+            for p in model.net_g.parameters():
+                p.add_(0.01)
+    ours.model_ema(0.9)
+    BaseModel.model_ema(theirs, 0.9)
+    theirs_params = dict(theirs.net_g_ema.named_parameters())
+    assert all(torch.equal(p, theirs_params[k]) for k, p in ours.net_g_ema.named_parameters())
+    assert not torch.equal(ours.net_g_ema.conv_first.weight, ours.net_g.conv_first.weight)

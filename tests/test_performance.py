@@ -20,9 +20,21 @@ from test_models import model_options
 # margin over those measurements; the test itself uses one fixed initialisation.
 Tolerance = dict[str, tuple[float, float]]
 TOLERANCE: dict[str, Tolerance] = {
-    'bf16': {'loss': (1e-2, 5e-2), 'cosine': (0.999, 0.85), 'norm': (1e-2, 0.2)},
-    'fp16': {'loss': (2e-3, 1e-2), 'cosine': (0.9995, 0.98), 'norm': (5e-3, 0.05)},
-    'fp32': {'loss': (1e-5, 1e-5), 'cosine': (0.99999, 0.9999), 'norm': (1e-4, 1e-4)},  # other memory format
+    'bf16': {
+        'loss': (1e-2, 5e-2),
+        'cosine': (0.999, 0.85),
+        'norm': (1e-2, 0.2)
+    },
+    'fp16': {
+        'loss': (2e-3, 1e-2),
+        'cosine': (0.9995, 0.98),
+        'norm': (5e-3, 0.05)
+    },
+    'fp32': {
+        'loss': (1e-5, 1e-5),
+        'cosine': (0.99999, 0.9999),
+        'norm': (1e-4, 1e-4)
+    },  # other memory format
 }
 D_SIDE_LOSSES = ('l_d_', 'l_g_gan')
 BATCH, CROP = 4, 64
@@ -150,8 +162,9 @@ def test_fp16_scales_are_saved_and_resumed(tmp_path):
     assert resumed.loss_scaler('discriminator').get_scale() == model.loss_scaler('discriminator').get_scale()
 
 
-@pytest.mark.skipif(shutil.which('g++') is None and shutil.which('c++') is None,
-                    reason='torch.compile on CPU (inductor) needs a C++ compiler (g++), not found')
+@pytest.mark.skipif(
+    shutil.which('g++') is None and shutil.which('c++') is None,
+    reason='torch.compile on CPU (inductor) needs a C++ compiler (g++), not found')
 def test_compiled_step_matches_eager():
     opt_eager, opt_compiled = small_options(1), small_options(1, compile=True)
     for opt in (opt_eager, opt_compiled):

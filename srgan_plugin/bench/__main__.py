@@ -24,19 +24,28 @@ def comma_list(text: str) -> list[str]:
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog='python -m srgan_plugin.bench', description=__doc__)
     parser.add_argument('--device', default='auto', help='auto (cuda when available), cpu, cuda or cuda:N')
-    parser.add_argument('--sections', type=comma_list, default=list(SECTIONS), help='comma list of ' +
-                        ', '.join(SECTIONS))
+    parser.add_argument(
+        '--sections', type=comma_list, default=list(SECTIONS), help='comma list of ' + ', '.join(SECTIONS))
     parser.add_argument('--batch', type=int, default=16, help='training batch (the paper and BasicSR: 16)')
-    parser.add_argument('--crops', type=lambda s: [int(c) for c in comma_list(s)], default=[96, 128],
-                        help='HR crops, comma list (the paper: 96, BasicSR: 128)')
-    parser.add_argument('--variants', type=comma_list, default=None,
-                        help='plugin speed options to time, comma list of ' + ', '.join(train_bench.VARIANTS) +
-                        ' (default: fp32,bf16,bf16+cl on CPU; fp32,bf16,bf16+cl,bf16+cl+compile on CUDA)')
+    parser.add_argument(
+        '--crops',
+        type=lambda s: [int(c) for c in comma_list(s)],
+        default=[96, 128],
+        help='HR crops, comma list (the paper: 96, BasicSR: 128)')
+    parser.add_argument(
+        '--variants',
+        type=comma_list,
+        default=None,
+        help='plugin speed options to time, comma list of ' + ', '.join(train_bench.VARIANTS) +
+        ' (default: fp32,cl,bf16,bf16+cl, and bf16+cl+compile on CUDA)')
     parser.add_argument('--warmup', type=int, default=2, help='untimed calls per case first')
     parser.add_argument('--repeats', type=int, default=5, help='timed calls per case (the median is reported)')
     parser.add_argument('--infer-size', type=int, default=128, help='LR side of the inference input')
-    parser.add_argument('--workers', type=lambda s: [int(c) for c in comma_list(s)], default=None,
-                        help='data-loader worker counts to time (default: 0,1,2,4,... up to the usable cores)')
+    parser.add_argument(
+        '--workers',
+        type=lambda s: [int(c) for c in comma_list(s)],
+        default=None,
+        help='data-loader worker counts to time (default: 0,1,2,4,... up to the usable cores)')
     parser.add_argument('--json', help='also write every number to this JSON file')
     args = parser.parse_args(argv)
     unknown = [s for s in args.sections if s not in SECTIONS]

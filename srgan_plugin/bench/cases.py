@@ -55,9 +55,18 @@ def _common(case: Case, device: torch.device) -> dict[str, Any]:
         'world_size': 1,
         'is_train': True,
         'auto_resume': False,
-        'path': {'pretrain_network_g': None, 'pretrain_network_d': None, 'resume_state': None},
-        'train': {'ema_decay': 0.999, 'optim_g': dict(ADAM), 'scheduler': dict(SCHEDULER), 'total_iter': 10**9,
-                  'warmup_iter': -1},
+        'path': {
+            'pretrain_network_g': None,
+            'pretrain_network_d': None,
+            'resume_state': None
+        },
+        'train': {
+            'ema_decay': 0.999,
+            'optim_g': dict(ADAM),
+            'scheduler': dict(SCHEDULER),
+            'total_iter': 10**9,
+            'warmup_iter': -1
+        },
     }
 
 
@@ -74,8 +83,12 @@ def plugin_options(case: Case, device: torch.device) -> dict[str, Any]:
     opt['model_type'] = 'SRGANPluginModel'
     opt['network_d'] = {'type': 'SRGANDiscriminator', 'num_feat': 64, 'input_size': case.crop}
     train.update(optim_d=dict(ADAM), net_d_iters=1, net_d_init_iters=0)
-    train['perceptual_opt'] = {'type': 'VGGContentLoss', 'layer': 'vgg54', 'feature_scale': 1 / 12.75,
-                               'vgg_weights': 'random'}
+    train['perceptual_opt'] = {
+        'type': 'VGGContentLoss',
+        'layer': 'vgg54',
+        'feature_scale': 1 / 12.75,
+        'vgg_weights': 'random'
+    }
     train['gan_opt'] = {'type': 'GANLoss', 'gan_type': 'vanilla', 'loss_weight': 1e-3}
     return opt
 
@@ -83,8 +96,14 @@ def plugin_options(case: Case, device: torch.device) -> dict[str, Any]:
 def basicsr_options(case: Case, device: torch.device) -> dict[str, Any]:
     """BasicSR's ``train_MSRResNet_x4.yml`` (phase 1) or ``train_SRGAN_x4.yml`` (phase 2), as a dict."""
     opt = _common(case, device)
-    opt['network_g'] = {'type': 'MSRResNet', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 64, 'num_block': 16,
-                        'upscale': 4}
+    opt['network_g'] = {
+        'type': 'MSRResNet',
+        'num_in_ch': 3,
+        'num_out_ch': 3,
+        'num_feat': 64,
+        'num_block': 16,
+        'upscale': 4
+    }
     train = opt['train']
     if case.phase == 1:
         opt['model_type'] = 'SRModel'
@@ -94,11 +113,25 @@ def basicsr_options(case: Case, device: torch.device) -> dict[str, Any]:
     opt['network_d'] = {'type': 'VGGStyleDiscriminator', 'num_in_ch': 3, 'num_feat': 64, 'input_size': case.crop}
     train.update(optim_d=dict(ADAM), net_d_iters=1, net_d_init_iters=0)
     train['pixel_opt'] = {'type': 'L1Loss', 'loss_weight': 1e-2, 'reduction': 'mean'}
-    train['perceptual_opt'] = {'type': 'PerceptualLoss', 'layer_weights': {'conv5_4': 1}, 'vgg_type': 'vgg19',
-                               'use_input_norm': True, 'range_norm': False, 'perceptual_weight': 1.0,
-                               'style_weight': 0, 'criterion': 'l1'}
-    train['gan_opt'] = {'type': 'GANLoss', 'gan_type': 'vanilla', 'real_label_val': 1.0, 'fake_label_val': 0.0,
-                        'loss_weight': 5e-3}
+    train['perceptual_opt'] = {
+        'type': 'PerceptualLoss',
+        'layer_weights': {
+            'conv5_4': 1
+        },
+        'vgg_type': 'vgg19',
+        'use_input_norm': True,
+        'range_norm': False,
+        'perceptual_weight': 1.0,
+        'style_weight': 0,
+        'criterion': 'l1'
+    }
+    train['gan_opt'] = {
+        'type': 'GANLoss',
+        'gan_type': 'vanilla',
+        'real_label_val': 1.0,
+        'fake_label_val': 0.0,
+        'loss_weight': 5e-3
+    }
     return opt
 
 

@@ -1,5 +1,6 @@
 """Section ``infer``: generator inference speed in output megapixels per second, the plugin's SRResNet (as trained,
-with BatchNorm folded, in fp32 and reduced precision) vs BasicSR's MSRResNet, batch 1, eval mode, no gradients."""
+with BatchNorm folded, in fp32 and reduced precision) vs BasicSR's MSRResNet, batch 1, eval mode, no gradients,
+timed interleaved."""
 from __future__ import annotations
 
 from typing import Any
@@ -16,7 +17,7 @@ SCALE = 4
 
 
 def networks(device: torch.device) -> list[tuple[str, str, nn.Module, torch.dtype]]:
-    """(model, form, network, dtype) rows, timed interleaved: fp32 for all, plus bf16 (and fp16 on CUDA) for the folded SRResNet."""
+    """(model, form, network, dtype) rows: fp32 for all, plus bf16 (and fp16 on CUDA) for the folded SRResNet."""
     ours = SRResNet(upscale=SCALE).eval()
     rows = [('plugin SRResNet', 'as trained (BatchNorm)', ours, torch.float32),
             ('plugin SRResNet', 'BatchNorm folded', fold_batchnorm(ours), torch.float32),
@@ -40,12 +41,21 @@ def run(device: torch.device, size: int, warmup: int, repeats: int) -> list[dict
         samples = [[time_calls(call, device, 0, 1).samples[0] for call in calls] for _ in range(repeats)]
     for index, (name, form, _, dtype) in enumerate(nets):
         timing = Timing(tuple(round_samples[index] for round_samples in samples))
-        rows.append({'model': name, 'form': form, 'dtype': str(dtype).removeprefix('torch.'), 'lr_size': size,
-                     'seconds': timing.median, 'spread': timing.spread, 'megapixels_per_s': megapixels / timing.median,
-                     'flops': flops[index], 'flops_per_s': flops[index] / timing.median})
+        rows.append({
+            'model': name,
+            'form': form,
+            'dtype': str(dtype).removeprefix('torch.'),
+            'lr_size': size,
+            'seconds': timing.median,
+            'spread': timing.spread,
+            'megapixels_per_s': megapixels / timing.median,
+            'flops': flops[index],
+            'flops_per_s': flops[index] / timing.median
+        })
     base = next(r['megapixels_per_s'] for r in rows if r['model'].startswith('BasicSR'))
     print(f'## Inference, {size}x{size} -> {size * SCALE}x{size * SCALE}, batch 1 (median of {repeats})\n')
-    print('| model | form | dtype | output MP/s | vs MSRResNet fp32 | counted GFLOP | GFLOP/s |\n|---|---|---|---|---|---|---|')
+    print('| model | form | dtype | output MP/s | vs MSRResNet fp32 | counted GFLOP | GFLOP/s |')
+    print('|---|---|---|---|---|---|---|')
     for r in rows:
         r['vs_basicsr'] = r['megapixels_per_s'] / base
         print(f'| {r["model"]} | {r["form"]} | {r["dtype"]} | {r["megapixels_per_s"]:.3f} | {r["vs_basicsr"]:.2f}x | '

@@ -12,19 +12,34 @@ from srgan_plugin.bench.measure import Timing, bf16_peak, count_flops, synchroni
 
 VARIANTS: dict[str, dict[str, Any]] = {
     'fp32': {},
-    'bf16': {'amp': 'bf16'},
-    'fp16': {'amp': 'fp16'},
-    'cl': {'channels_last': True},
-    'bf16+cl': {'amp': 'bf16', 'channels_last': True},
-    'compile': {'compile': True},
-    'bf16+cl+compile': {'amp': 'bf16', 'channels_last': True, 'compile': True},
+    'bf16': {
+        'amp': 'bf16'
+    },
+    'fp16': {
+        'amp': 'fp16'
+    },
+    'cl': {
+        'channels_last': True
+    },
+    'bf16+cl': {
+        'amp': 'bf16',
+        'channels_last': True
+    },
+    'compile': {
+        'compile': True
+    },
+    'bf16+cl+compile': {
+        'amp': 'bf16',
+        'channels_last': True,
+        'compile': True
+    },
 }
 PHASE_NAMES = {1: 'phase 1 (MSE)', 2: 'phase 2 (GAN)'}
 
 
 def default_variants(device: torch.device) -> list[str]:
-    """fp32 eager (the default) and the bf16 options; compile too on CUDA (on a CPU it compiles for minutes)."""
-    return ['fp32', 'bf16', 'bf16+cl'] + (['bf16+cl+compile'] if device.type == 'cuda' else [])
+    """fp32 eager (the default), channels_last, bf16 and both; compile too on CUDA (a CPU compiles for minutes)."""
+    return ['fp32', 'cl', 'bf16', 'bf16+cl'] + (['bf16+cl+compile'] if device.type == 'cuda' else [])
 
 
 def cases_for(batch: int, crop: int, variants: list[str]) -> list[Case]:
@@ -41,7 +56,7 @@ def interleaved(models: dict[Case, Any], device: torch.device, warmup: int, repe
     for case, model in models.items():
         time_calls(step_fn(model), device, warmup, 0)
     samples: dict[Case, list[float]] = {case: [] for case in models}
-    for round_index in range(repeats):
+    for _ in range(repeats):
         for case, model in models.items():
             samples[case] += time_calls(step_fn(model), device, 0, 1).samples
     return {case: Timing(tuple(values)) for case, values in samples.items()}
@@ -51,16 +66,20 @@ def flops_of(case: Case, device: torch.device) -> int:
     """Counted FLOPs of one fp32 eager step of ``case``'s model (the speed options do the same work)."""
     model = build(Case(case.impl, case.phase, case.batch, case.crop), device)
     model.optimize_parameters(1)
-    count = count_flops(lambda: model.optimize_parameters(2))
-    del model
-    return count
+    return count_flops(lambda: model.optimize_parameters(2))
 
 
 def run_crop(device: torch.device, batch: int, crop: int, variants: list[str], warmup: int,
              repeats: int) -> list[dict[str, Any]]:
     cases = cases_for(batch, crop, variants)
-    rows = [{'impl': c.impl, 'phase': c.phase, 'crop': crop, 'batch': batch, 'variant': c.label,
-             'unsupported': c.unsupported} for c in cases if c.unsupported]
+    rows = [{
+        'impl': c.impl,
+        'phase': c.phase,
+        'crop': crop,
+        'batch': batch,
+        'variant': c.label,
+        'unsupported': c.unsupported
+    } for c in cases if c.unsupported]
     runnable = [c for c in cases if not c.unsupported]
     models = {case: build(case, device) for case in runnable}
     flops: dict[tuple[str, int], int] = {}
@@ -77,8 +96,15 @@ def run_crop(device: torch.device, batch: int, crop: int, variants: list[str], w
     for case, timing in timings.items():
         count = flops.get((case.impl, case.phase))
         rows.append({
-            'impl': case.impl, 'phase': case.phase, 'crop': crop, 'batch': batch, 'variant': case.label,
-            'seconds': timing.median, 'spread': timing.spread, 'samples': list(timing.samples), 'flops': count,
+            'impl': case.impl,
+            'phase': case.phase,
+            'crop': crop,
+            'batch': batch,
+            'variant': case.label,
+            'seconds': timing.median,
+            'spread': timing.spread,
+            'samples': list(timing.samples),
+            'flops': count,
             'flops_per_s': count / timing.median if count else None,
             'bf16_peak_fraction': count / timing.median / peak if count and peak else None,
         })
@@ -98,20 +124,22 @@ def fmt(value: Optional[float], spec: str, missing: str = 'n/a') -> str:
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    lines = ['| crop | phase | model | options | s/step (median) | spread | counted TFLOP/step | TFLOP/s | '
-             '% bf16 peak | vs BasicSR |', '|' + '---|' * 10]
+    lines = [
+        '| crop | phase | model | options | s/step (median) | spread | counted TFLOP/step | TFLOP/s | '
+        '% bf16 peak | vs BasicSR |', '|' + '---|' * 10
+    ]
     for r in rows:
-        model = 'plugin' if r['impl'] == 'plugin' else ('BasicSR SRModel (MSRResNet)' if r['phase'] == 1 else
-                                                        'BasicSR SRGANModel')
+        model = 'plugin' if r['impl'] == 'plugin' else (
+            'BasicSR SRModel (MSRResNet)' if r['phase'] == 1 else 'BasicSR SRGANModel')
         if r.get('unsupported'):
             lines.append(f'| {r["crop"]} | {r["phase"]} | {model} | {r["variant"]} | n/a: {r["unsupported"]} '
                          '| | | | | |')
             continue
-        lines.append(
-            f'| {r["crop"]} | {r["phase"]} | {model} | {r["variant"]} | {r["seconds"]:.3f} | {r["spread"]:.0%} | '
-            f'{fmt(r["flops"] and r["flops"] / 1e12, ".3f")} | {fmt(r["flops_per_s"] and r["flops_per_s"] / 1e12, ".3f")}'
-            f' | {fmt(r["bf16_peak_fraction"] and 100 * r["bf16_peak_fraction"], ".1f")} | '
-            f'{fmt(r["vs_basicsr"], ".2f")} |')
+        tera = [value / 1e12 if value else None for value in (r['flops'], r['flops_per_s'])]
+        peak = 100 * r['bf16_peak_fraction'] if r['bf16_peak_fraction'] else None
+        lines.append(f'| {r["crop"]} | {r["phase"]} | {model} | {r["variant"]} | {r["seconds"]:.3f} | '
+                     f'{r["spread"]:.0%} | {fmt(tera[0], ".3f")} | {fmt(tera[1], ".3f")} | {fmt(peak, ".1f")} | '
+                     f'{fmt(r["vs_basicsr"], ".2f")} |')
     return '\n'.join(lines)
 
 

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from srgan_plugin.archs.srresnet_arch import SUPPORTED_SCALES, SRResNet
+from srgan_plugin.inference.bn_fold import fold_batchnorm
 from srgan_plugin.inference.runtime import InferenceError
 from srgan_plugin.training.checkpoints import sha256_of
 
@@ -200,13 +201,16 @@ def random_generator(spec: Optional[ArchSpec] = None, seed: int = 0) -> SRResNet
 
 def load_generator(path: str,
                    device: Optional[torch.device] = None,
-                   dtype: torch.dtype = torch.float32) -> tuple[SRResNet, ArchSpec]:
+                   dtype: torch.dtype = torch.float32,
+                   fold_bn: bool = False) -> tuple[SRResNet, ArchSpec]:
     """Load a checkpoint into the SRResNet inferred from it, in eval mode, without gradients.
 
     Args:
         path (str): BasicSR checkpoint or bare state dict.
         device (torch.device | None): Where to put the network; None for CPU. Default: None.
         dtype (torch.dtype): Parameter dtype. Default: torch.float32.
+        fold_bn (bool): Fold the BatchNorm layers into the convolutions before them (in fp32, before the cast to
+            ``dtype``): the same outputs up to float rounding, 33 fewer layers. Default: False.
 
     Returns:
         tuple[SRResNet, ArchSpec]: The network and its architecture.
@@ -220,6 +224,8 @@ def load_generator(path: str,
         detail = str(error).splitlines()[1].strip() if len(str(error).splitlines()) > 1 else str(error)
         raise InferenceError(f'{path} does not fit the {spec.describe()} inferred from it: {detail}') from None
     net.eval().requires_grad_(False)
+    if fold_bn:
+        net = fold_batchnorm(net)
     return net.to(device=device or torch.device('cpu'), dtype=dtype), spec
 
 

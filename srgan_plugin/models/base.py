@@ -13,8 +13,7 @@ from srgan_plugin.models.performance import PerformanceMixin
 LossLog = dict[str, Tensor]
 
 
-class PluginModelMixin(PerformanceMixin, NonFiniteGuardMixin, DistributedMixin, AtomicCheckpointMixin,
-                       BufferEMAMixin):
+class PluginModelMixin(PerformanceMixin, NonFiniteGuardMixin, DistributedMixin, AtomicCheckpointMixin, BufferEMAMixin):
     """Put first in the bases of a BasicSR ``SRModel`` subclass."""
 
     def content_loss(self, output: Tensor, gt: Tensor, log: LossLog, prefix: str) -> Tensor:
