@@ -51,6 +51,11 @@ class PerformanceMixin:
     def amp_dtype(self) -> Optional[torch.dtype]:
         return AMP_DTYPES.get(speed_options(self.opt).get('amp'))  # type: ignore[attr-defined]
 
+    @property
+    def compiled(self) -> bool:
+        """Whether ``train.compile`` compiles the networks."""
+        return compile_kwargs(speed_options(self.opt).get('compile')) is not None  # type: ignore[attr-defined]
+
     def autocast(self) -> ContextManager[Any]:
         """Autocast for the training step's forward passes and losses (a no-op unless ``train.amp`` is set)."""
         dtype = self.amp_dtype

@@ -60,19 +60,25 @@ class SRGANPluginModel(PluginModelMixin, SRGANModel):
         """One pass of D over the fakes serves both steps: the generator's loss backpropagates through it into G's
         parameters only, the discriminator's into D's only (``guarded_step``'s ``inputs=``). BasicSR runs that pass
         twice with the same D weights and the same batch, so the gradients are the same; only D's running BatchNorm
-        statistics, which training never uses (D is always in train mode), get one update fewer per step."""
+        statistics, which training never uses (D is always in train mode), get one update fewer per step. With
+        ``train.compile`` the pass runs twice, as in BasicSR: a compiled backward cannot keep its graph for a second
+        backward (donated buffers)."""
         snapshot_g, snapshot_d = BufferSnapshot(self.net_g), BufferSnapshot(self.net_d)
         g_turn = current_iter % self.net_d_iters == 0 and current_iter > self.net_d_init_iters
+        shared = g_turn and not self.compiled
         log: LossLog = OrderedDict()
         with self.autocast():
             self.output = self.net_g(self.lq)
-            fake = self.output if g_turn else self.output.detach()
-            real_pred, fake_pred = self.net_d(self.gt), self.net_d(fake)
-            l_d_total = self.discriminator_loss(real_pred, fake_pred, self.gt, fake, log)
-            if g_turn:
+            if g_turn:  # a D forward through DDP must get its gradients in this step: only when shared
+                fake_pred = (self.net_d if shared else self.get_bare_model(self.net_d))(self.output)
                 l_g_total = self.generator_loss(self.output, self.gt, fake_pred, log)
         g_stepped = g_turn and self.guarded_step(
-            self.optimizer_g, l_g_total, 'generator', current_iter, snapshot_g, retain_graph=True)
+            self.optimizer_g, l_g_total, 'generator', current_iter, snapshot_g, retain_graph=shared)
+        with self.autocast():
+            real_pred = self.net_d(self.gt)
+            if not shared:
+                fake_pred = self.net_d(self.output.detach())
+            l_d_total = self.discriminator_loss(real_pred, fake_pred, self.gt, self.output, log)
         self.guarded_step(self.optimizer_d, l_d_total, 'discriminator', current_iter, snapshot_d)
         self.log_dict = self.reduce_loss_dict(log)
         if g_stepped and self.ema_decay > 0:
