@@ -41,7 +41,8 @@ class PerformanceMixin:
                            #   count toward max_nonfinite_steps.
         channels_last: false  # networks, the VGG of the content loss and the batches in NHWC memory format
         compile: false     # true, or torch.compile kwargs such as {mode: max-autotune}: compile the generator, the
-                           #   discriminator and the content-loss network (the first steps are slow while it compiles)
+                           #   discriminator and the content-loss network (the first steps are slow while it compiles;
+                           #   the GAN step then runs D over the fakes twice, as BasicSR does)
 
     Put it before the BasicSR model class in the bases. The networks and validation stay fp32 (autocast covers only
     the training step's forward passes and losses); checkpoints are fp32 and identical in format with or without.
@@ -49,6 +50,7 @@ class PerformanceMixin:
 
     @property
     def amp_dtype(self) -> Optional[torch.dtype]:
+        """The autocast dtype of ``train.amp``, or None for fp32."""
         return AMP_DTYPES.get(speed_options(self.opt).get('amp'))  # type: ignore[attr-defined]
 
     @property
