@@ -32,7 +32,8 @@ def test_bf16_peak_by_gpu_name(monkeypatch, name, peak):
 
 def test_worker_advice():
     rates = {0: 100.0, 1: 90.0, 2: 180.0, 4: 350.0}
-    assert data.recommendation(rates, 100.0).startswith('2 worker(s) deliver')
+    assert data.recommendation(rates, 100.0).startswith('2 worker(s) deliver >=')
+    assert data.recommendation(rates, 10.0).startswith('the main process')
     assert 'about 9 workers' in data.recommendation(rates, 500.0)  # best 90 samples/s per worker, 1.5x headroom
     assert data.recommendation(rates, None) is None
 
@@ -65,7 +66,9 @@ def test_every_section_end_to_end(tmp_path):
 
 
 @pytest.mark.parametrize('args,message', [(['--variants', 'fp64'], "unknown variant 'fp64'"),
-                                          (['--sections', 'gpu'], "unknown section 'gpu'")])
+                                          (['--sections', 'gpu'], "unknown section 'gpu'"),
+                                          (['--crops', '96,100'], '--crops: 100 is not a positive multiple of 16'),
+                                          (['--repeats', '0'], 'must be >= 1')])
 def test_bad_arguments_are_one_line(capsys, args, message):
     from srgan_plugin.bench.__main__ import main
     with pytest.raises(SystemExit) as info:

@@ -51,6 +51,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     unknown = [s for s in args.sections if s not in SECTIONS]
     if unknown:
         parser.error(f'unknown section {unknown[0]!r}: use {", ".join(SECTIONS)}')
+    bad_crops = [c for c in args.crops if c <= 0 or c % 16]
+    if bad_crops:
+        parser.error(f'--crops: {bad_crops[0]} is not a positive multiple of 16 (the discriminators need that)')
+    if min(args.batch, args.repeats, args.infer_size) < 1 or args.warmup < 0:
+        parser.error('--batch, --repeats and --infer-size must be >= 1 and --warmup >= 0')
     return args
 
 

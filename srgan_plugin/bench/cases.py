@@ -39,8 +39,6 @@ class Case:
         """Why this case cannot run, or None."""
         if self.impl == 'basicsr' and self.phase == 2 and self.crop not in BASICSR_D_SIZES:
             return f'BasicSR\'s VGGStyleDiscriminator accepts only {"/".join(map(str, BASICSR_D_SIZES))} px crops'
-        if self.crop % 16:
-            return 'the crop must be a multiple of 16'
         return None
 
 

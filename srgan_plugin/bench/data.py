@@ -81,7 +81,9 @@ def recommendation(rates: dict[int, float], need: Optional[float]) -> Optional[s
         return None
     enough = [w for w, rate in sorted(rates.items()) if rate >= HEADROOM * need]
     if enough:
-        return f'{enough[0]} worker(s) deliver >= {HEADROOM}x the {need:.1f} samples/s the fastest step consumes'
+        who = 'the main process alone (num_worker_per_gpu: 0) delivers' if enough[0] == 0 else (
+            f'{enough[0]} worker(s) deliver')
+        return f'{who} >= {HEADROOM}x the {need:.1f} samples/s the fastest step consumes'
     per_worker = max((rate / w for w, rate in rates.items() if w > 0), default=rates.get(0, 0.0))
     return (f'none measured is enough for {need:.1f} samples/s; at {per_worker:.1f} samples/s per worker, about '
             f'{math.ceil(HEADROOM * need / per_worker)} workers (num_worker_per_gpu) are needed')
