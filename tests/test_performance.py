@@ -182,3 +182,27 @@ def test_fused_adam_passes_through_basicsrs_optimizer_options():
     feed(model)
     model.optimize_parameters(1)
     assert model.get_current_log()['l_g_pix'] > 0
+
+
+def test_training_with_fp16_and_channels_last_resumes_bit_identically(tmp_path, paired_folder):
+    """Through ``python -m basicsr.train``: a run stopped at iteration 10 and resumed with --auto_resume ends where an
+    uninterrupted one does, to the bit (the fp16 loss scales are part of the training state)."""
+    from training_helpers import differing_tensors, experiment, fault_options, train, write_run
+
+    def options(total: int) -> dict[str, Any]:
+        opt = fault_options(2, paired_folder, 'amp')
+        opt['train'].update(amp='fp16', channels_last=True, total_iter=total)
+        opt['val']['val_freq'] = 100
+        return opt
+
+    whole, parts = tmp_path / 'whole', tmp_path / 'parts'
+    for cwd, totals in ((whole, [20]), (parts, [10, 20])):
+        for total in totals:
+            write_run(options(total), cwd)
+            result = train(cwd, '--auto_resume')
+            assert result.returncode == 0, result.stderr[-3000:]
+    assert 'Resuming training from epoch' in result.stderr
+    state = torch.load(experiment(parts, 'amp') / 'training_states' / '10.state', weights_only=True)
+    assert set(state['loss_scalers']) == {'generator', 'discriminator'}
+    for net in ('net_g', 'net_d'):
+        assert differing_tensors(experiment(whole, 'amp'), experiment(parts, 'amp'), f'{net}_20.pth') == []
