@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import tempfile
 import time
@@ -29,6 +28,7 @@ import numpy as np
 import srgan_plugin  # noqa: F401  (makes basicsr importable with current torch)
 from basicsr.data.paired_image_dataset import PairedImageDataset
 
+from srgan_plugin.bench.measure import host as machine
 from srgan_plugin.prepare.build import list_images
 from srgan_plugin.prepare.cli import main as prepare_main
 from srgan_plugin.prepare.lmdb_io import iter_lmdb_items
@@ -36,18 +36,6 @@ from srgan_plugin.prepare.pipeline import Job, default_workers, imap_bounded, pr
 from srgan_plugin.prepare.staging import read_manifest
 
 GT_SIZE = 96
-
-
-def machine() -> str:
-    """CPU model, usable cores and the 1-minute load average, in one line."""
-    model = platform.processor() or platform.machine()
-    try:
-        with open('/proc/cpuinfo', encoding='utf-8') as f:
-            model = next(line.split(':', 1)[1].strip() for line in f if line.startswith('model name'))
-    except (OSError, StopIteration):
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
-    return f'{model}, {cores} cores usable, load average {os.getloadavg()[0]:.2f}'
 
 
 def subset(folders: Sequence[str], limit: Optional[int], root: str) -> list[str]:

@@ -18,6 +18,7 @@ from basicsr.data.paired_image_dataset import PairedImageDataset
 from torch.utils.data import DataLoader, RandomSampler
 
 from srgan_plugin.prepare.lmdb_io import LmdbWriter
+from srgan_plugin.prepare.pipeline import usable_cores
 
 PHOTOS = ('astronaut', 'coffee', 'chelsea', 'rocket', 'immunohistochemistry', 'hubble_deep_field', 'retina')
 SUB_SIZE = 480
@@ -71,8 +72,7 @@ def samples_per_second(dataset: PairedImageDataset, batch: int, workers: int, ba
 
 
 def default_workers() -> list[int]:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
-    counts = [0, 1] + [2**k for k in range(1, 6) if 2**k <= cores]
+    counts = [0, 1] + [2**k for k in range(1, 6) if 2**k <= usable_cores()]
     return sorted(set(counts))
 
 

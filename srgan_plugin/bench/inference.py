@@ -10,7 +10,7 @@ from basicsr.archs.srresnet_arch import MSRResNet
 from torch import nn
 
 from srgan_plugin.archs import SRResNet
-from srgan_plugin.bench.measure import Timing, count_flops, time_calls
+from srgan_plugin.bench.measure import count_flops, interleaved
 from srgan_plugin.inference.bn_fold import fold_batchnorm
 
 SCALE = 4
@@ -36,11 +36,8 @@ def run(device: torch.device, size: int, warmup: int, repeats: int) -> list[dict
     calls = [(lambda _, net=net, x=lr.to(dtype): net(x)) for _, _, net, dtype in nets]
     with torch.inference_mode():
         flops = [count_flops(lambda call=call: call(0)) for call in calls]
-        for call in calls:
-            time_calls(call, device, warmup, 0)
-        samples = [[time_calls(call, device, 0, 1).samples[0] for call in calls] for _ in range(repeats)]
-    for index, (name, form, _, dtype) in enumerate(nets):
-        timing = Timing(tuple(round_samples[index] for round_samples in samples))
+        timings = interleaved(calls, device, warmup, repeats)
+    for index, ((name, form, _, dtype), timing) in enumerate(zip(nets, timings)):
         rows.append({
             'model': name,
             'form': form,

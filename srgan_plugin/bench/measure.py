@@ -11,6 +11,8 @@ from typing import Callable, Optional
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from srgan_plugin.prepare.pipeline import usable_cores
+
 # Dense (no sparsity) bf16 tensor-core peaks from NVIDIA's data sheets, FLOP/s, matched against the device name.
 BF16_PEAK_FLOPS: tuple[tuple[str, float], ...] = (
     ('H100 PCIe', 756e12),
@@ -61,6 +63,15 @@ def time_calls(fn: Callable[[int], object], device: torch.device, warmup: int, r
     return Timing(tuple(samples))
 
 
+def interleaved(calls: list[Callable[[int], object]], device: torch.device, warmup: int, repeats: int) -> list[Timing]:
+    """Warm every call up, then time one call of each in turn, ``repeats`` rounds, so that a machine that slows
+    down for a while slows every call alike."""
+    for call in calls:
+        time_calls(call, device, warmup, 0)
+    rounds = [[time_calls(call, device, 0, 1).samples[0] for call in calls] for _ in range(repeats)]
+    return [Timing(tuple(samples)) for samples in zip(*rounds)]
+
+
 def count_flops(fn: Callable[[], object]) -> int:
     """FLOPs of one call of ``fn`` as torch counts them (convolutions and matmuls, forward and backward; one
     multiply-add = 2 FLOPs). Elementwise ops, normalisation and the optimizer are not counted."""
@@ -85,10 +96,14 @@ def cpu_model() -> str:
         return platform.processor() or platform.machine()
 
 
+def host() -> str:
+    """CPU model, usable cores and the 1-minute load average, in one line."""
+    return f'{cpu_model()}, {usable_cores()} cores usable, load average {os.getloadavg()[0]:.2f}'
+
+
 def machine(device: Optional[torch.device] = None) -> str:
     """One line naming what the numbers were measured on: the GPU, else the CPU, cores, load; torch's version."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
-    host = f'{cpu_model()}, {cores} cores usable, load average {os.getloadavg()[0]:.2f}'
+    description = host()
     if device is not None and device.type == 'cuda':
-        host = f'{torch.cuda.get_device_name(device)} (host: {host})'
-    return f'{host}; torch {torch.__version__}, {torch.get_num_threads()} threads'
+        description = f'{torch.cuda.get_device_name(device)} (host: {description})'
+    return f'{description}; torch {torch.__version__}, {torch.get_num_threads()} threads'

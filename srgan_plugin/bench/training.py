@@ -8,7 +8,7 @@ from typing import Any, Optional
 import torch
 
 from srgan_plugin.bench.cases import Case, build
-from srgan_plugin.bench.measure import Timing, bf16_peak, count_flops, synchronize, time_calls
+from srgan_plugin.bench.measure import bf16_peak, count_flops, interleaved
 
 VARIANTS: dict[str, dict[str, Any]] = {
     'fp32': {},
@@ -34,7 +34,6 @@ VARIANTS: dict[str, dict[str, Any]] = {
         'compile': True
     },
 }
-PHASE_NAMES = {1: 'phase 1 (MSE)', 2: 'phase 2 (GAN)'}
 
 
 def default_variants(device: torch.device) -> list[str]:
@@ -45,21 +44,6 @@ def default_variants(device: torch.device) -> list[str]:
 def cases_for(batch: int, crop: int, variants: list[str]) -> list[Case]:
     plugin = [Case('plugin', phase, batch, crop, VARIANTS[v], v) for phase in (1, 2) for v in variants]
     return plugin + [Case('basicsr', phase, batch, crop) for phase in (1, 2)]
-
-
-def step_fn(model: Any):
-    return lambda i: model.optimize_parameters(i)
-
-
-def interleaved(models: dict[Case, Any], device: torch.device, warmup: int, repeats: int) -> dict[Case, Timing]:
-    """Warm every model up, then time one step of each in turn, ``repeats`` rounds."""
-    for case, model in models.items():
-        time_calls(step_fn(model), device, warmup, 0)
-    samples: dict[Case, list[float]] = {case: [] for case in models}
-    for _ in range(repeats):
-        for case, model in models.items():
-            samples[case] += time_calls(step_fn(model), device, 0, 1).samples
-    return {case: Timing(tuple(values)) for case, values in samples.items()}
 
 
 def flops_of(case: Case, device: torch.device) -> int:
@@ -89,8 +73,9 @@ def run_crop(device: torch.device, batch: int, crop: int, variants: list[str], w
     for case in runnable:
         if (case.impl, case.phase) not in flops:
             flops[case.impl, case.phase] = flops_of(case, device)
-    timings = interleaved(models, device, warmup, repeats)
-    del models
+    steps = [(lambda i, model=model: model.optimize_parameters(i)) for model in models.values()]
+    timings = dict(zip(models, interleaved(steps, device, warmup, repeats)))
+    del models, steps
     gc.collect()
     peak = bf16_peak(device)
     for case, timing in timings.items():
@@ -148,7 +133,6 @@ def run(device: torch.device, batch: int, crops: list[int], variants: list[str],
     rows: list[dict[str, Any]] = []
     for crop in crops:
         rows += run_crop(device, batch, crop, variants, warmup, repeats)
-        synchronize(device)
     add_ratios(rows)
     rows.sort(key=lambda r: (r['crop'], r['phase'], r['impl'] != 'basicsr'))
     print(f'## Training step, batch {batch} (median of {repeats} after {warmup} warm-up, interleaved)\n')

@@ -36,13 +36,17 @@ from srgan_plugin.prepare.staging import PrepareError
 Shape = tuple[int, int, int]
 
 
+def usable_cores() -> int:
+    """CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def default_workers() -> int:
     """``min(4, CPUs this process may use)``: the default of ``--workers``."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cpus = os.cpu_count() or 1
-    return max(1, min(4, cpus))
+    return max(1, min(4, usable_cores()))
 
 
 @dataclasses.dataclass(frozen=True)
