@@ -154,11 +154,13 @@ def check_losses(opt: Opt) -> None:
             raise OptionsError(f'train.{key}: {error}') from None
 
 
-FAULT_TOLERANCE_OPTIONS = (  # (section or None for the top level, key, kind, what to write)
+TYPED_OPTIONS = (  # the plugin's typed options: (section or None for the top level, key, kind, what to write)
     ('logger', 'keep_last_states', 'count', 'a positive number of training states to keep, or null to keep all'),
     ('logger', 'save_on_signal', 'bool', 'true or false'),
     ('train', 'max_nonfinite_steps', 'count', 'a positive number of consecutive skipped steps'),
     (None, 'sync_bn', 'bool', 'true or false'),
+    ('train', 'channels_last', 'bool', 'true or false'),
+    (None, 'cudnn_benchmark', 'bool', 'true or false'),
 )
 
 
@@ -174,9 +176,10 @@ def check_prefetch(opt: Opt) -> None:
         raise OptionsError('datasets.train.prefetch_mode: cuda needs a GPU (num_gpu is 0); write ~ or cpu.')
 
 
-def check_fault_tolerance(opt: Opt) -> None:
-    """The plugin's training options (see ``srgan_plugin.training.loop``) have the right types."""
-    for section, key, kind, expected in FAULT_TOLERANCE_OPTIONS:
+def check_typed_options(opt: Opt) -> None:
+    """The plugin's typed options (fault tolerance: ``srgan_plugin.training.loop``; speed:
+    ``srgan_plugin.models.performance``) have the right types."""
+    for section, key, kind, expected in TYPED_OPTIONS:
         block = opt if section is None else (opt.get(section) or {})
         if block.get(key) is None:
             continue
@@ -189,18 +192,14 @@ def check_fault_tolerance(opt: Opt) -> None:
 
 
 def check_speed(opt: Opt) -> None:
-    """The speed options (``train.amp``, ``train.channels_last``, ``train.compile``, top-level ``cudnn_benchmark``;
-    see ``srgan_plugin.models.performance``)."""
+    """The speed options with values beyond a type (``train.amp``, ``train.compile``; see
+    ``srgan_plugin.models.performance``; the booleans are in ``TYPED_OPTIONS``)."""
     train = opt.get('train') or {}
     amp = train.get('amp')
     if amp not in (None, False, 'bf16', 'fp16'):
         raise OptionsError(f'train.amp: {amp!r} is not valid; write ~ (fp32), bf16 or fp16.')
     if amp == 'bf16' and opt.get('num_gpu') != 0 and torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
         raise OptionsError(f'train.amp: bf16 is not supported by {torch.cuda.get_device_name()}; write fp16.')
-    for block, key in ((train, 'channels_last'), (opt, 'cudnn_benchmark')):
-        if block.get(key) is not None and not isinstance(block[key], bool):
-            raise OptionsError(f'{"train." if block is train else ""}{key}: {block[key]!r} is not valid; write true or '
-                               'false.')
     compile_opt = train.get('compile')
     if compile_opt is None or isinstance(compile_opt, bool):
         return
@@ -214,7 +213,7 @@ def check_speed(opt: Opt) -> None:
 
 Check = Callable[[Opt], None]
 CHECKS: tuple[Check,
-              ...] = (check_registered, check_crop, check_paths, check_prefetch, check_fault_tolerance, check_speed)
+              ...] = (check_registered, check_crop, check_paths, check_prefetch, check_typed_options, check_speed)
 
 
 def check_options(opt: Opt, opt_path: str = '<options>') -> None:
