@@ -71,9 +71,11 @@ class NonFiniteGuardMixin:
                                  self.device)  # type: ignore[attr-defined]
         counts: dict[str, int] = self.__dict__.setdefault('_nonfinite_counts', {})
         if finite:
-            scaler.step(optimizer) if scaler else optimizer.step()
             if scaler:
+                scaler.step(optimizer)
                 scaler.update()
+            else:
+                optimizer.step()
             counts[name] = 0
             return True
         if snapshot is not None:

@@ -74,17 +74,19 @@ class PerformanceMixin:
             scalers[name] = torch.amp.GradScaler(self.device.type)  # type: ignore[attr-defined]
         return scalers[name]
 
-    def model_to_device(self, net: nn.Module) -> nn.Module:
+    def apply_speed_options(self, net: nn.Module) -> nn.Module:
+        """``net`` with ``train.channels_last`` and ``train.compile`` applied (see :func:`speed_up`)."""
         speed = speed_options(self.opt)  # type: ignore[attr-defined]
-        net = speed_up(net, bool(speed.get('channels_last')), compile_kwargs(speed.get('compile')))
-        return super().model_to_device(net)  # type: ignore[misc]
+        return speed_up(net, bool(speed.get('channels_last')), compile_kwargs(speed.get('compile')))
+
+    def model_to_device(self, net: nn.Module) -> nn.Module:
+        return super().model_to_device(self.apply_speed_options(net))  # type: ignore[misc]
 
     def init_training_settings(self) -> None:
         super().init_training_settings()  # type: ignore[misc]
-        speed = speed_options(self.opt)  # type: ignore[attr-defined]
         loss = getattr(self, 'cri_perceptual', None)
         if isinstance(loss, nn.Module) and any(True for _ in loss.parameters()):
-            speed_up(loss, bool(speed.get('channels_last')), compile_kwargs(speed.get('compile')))
+            self.apply_speed_options(loss)
 
     def feed_data(self, data: dict[str, Any]) -> None:
         super().feed_data(data)  # type: ignore[misc]
