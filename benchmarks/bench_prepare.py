@@ -26,8 +26,8 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 import srgan_plugin  # noqa: F401  (makes basicsr importable with current torch)
-from basicsr.data.paired_image_dataset import PairedImageDataset
 
+from srgan_plugin.bench.data import dataset as training_dataset
 from srgan_plugin.bench.measure import host as machine
 from srgan_plugin.prepare.build import list_images
 from srgan_plugin.prepare.cli import main as prepare_main
@@ -82,16 +82,7 @@ def export_png(out: str, manifest: dict[str, Any]) -> tuple[str, str]:
 
 def samples_per_second(gt: str, lq: str, backend: str, seconds: float, seed: int = 0) -> float:
     """Random training samples per second read through ``PairedImageDataset`` (one process)."""
-    dataset = PairedImageDataset(
-        dict(
-            dataroot_gt=gt,
-            dataroot_lq=lq,
-            io_backend=dict(type=backend),
-            gt_size=GT_SIZE,
-            use_hflip=True,
-            use_rot=True,
-            phase='train',
-            scale=4))
+    dataset = training_dataset(gt, lq, GT_SIZE, backend)
     rng = np.random.default_rng(seed)
     dataset[0]  # opens the backend
     count, start = 0, time.perf_counter()

@@ -89,7 +89,8 @@ def recommendation(rates: dict[int, float], need: Optional[float]) -> Optional[s
             f'{math.ceil(HEADROOM * need / per_worker)} workers (num_worker_per_gpu) are needed')
 
 
-def dataset(hr_path: str, lr_path: str, crop: int) -> PairedImageDataset:
+def dataset(hr_path: str, lr_path: str, crop: int, backend: str = 'lmdb') -> PairedImageDataset:
+    """BasicSR's training dataset as the option files configure it: random ``crop`` px HR crops, flips, rotations."""
     return PairedImageDataset({
         'phase': 'train',
         'scale': SCALE,
@@ -100,7 +101,7 @@ def dataset(hr_path: str, lr_path: str, crop: int) -> PairedImageDataset:
         'dataroot_lq': lr_path,
         'filename_tmpl': '{}',
         'io_backend': {
-            'type': 'lmdb'
+            'type': backend
         }
     })
 
