@@ -8,8 +8,9 @@ archs, losses and models, and then runs ``basicsr/__init__.py`` as usual.
 
 ``python -m basicsr.train`` runs ``srgan_plugin.train.main``: basicsr 1.4.2 keeps its training loop in the
 ``__main__`` code of ``basicsr/train.py``, where its CPU-only resume crash, non-atomic checkpoints and distributed-
-validation hang cannot be patched, so the hook hands ``runpy`` the plugin's loop instead (same options, folders and
-logs). Importing ``basicsr.train`` as a module is unchanged.
+validation hang cannot be patched. ``main`` reads the ``model_type`` of the ``-opt`` file: the plugin's models train
+with the plugin's loop (same options, folders and logs), any other registered model with BasicSR's own
+``train_pipeline``, as without the plugin. Importing ``basicsr.train`` as a module is unchanged.
 
 Set ``SRGAN_PLUGIN_AUTOLOAD=0`` to turn the hook off.
 """

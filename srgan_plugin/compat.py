@@ -20,10 +20,14 @@ Patches:
        passes ``--local-rank=N``, which BasicSR's parser rejects (BasicSR #626). We use
        ``srgan_plugin.training.distributed.init_dist`` (NCCL or gloo, device from LOCAL_RANK) and accept both
        spellings.
+    6. A missing ``-opt FILE`` ends with one line instead of BasicSR's ``FileNotFoundError`` traceback.
 
+These apply to every option file. The plugin's option checks (``srgan_plugin.options_check``, run by the patched
+``parse_options``) apply only to the option files of the plugin's models (``options_check.handled_by_plugin``).
 The training loop itself (resume on CPU, atomic checkpoints, distributed validation) cannot be patched: it lives in
 ``basicsr/train.py``'s ``__main__`` code. ``python -m basicsr.train`` therefore runs the plugin's loop
-(``srgan_plugin.training.loop``), routed there by the autoload hook.
+(``srgan_plugin.training.loop``) for the plugin's models, and BasicSR's own ``train_pipeline`` for any other
+``model_type`` (``srgan_plugin.train.main``, routed there by the autoload hook).
 """
 from __future__ import annotations
 
@@ -115,13 +119,14 @@ def run_folders_in_cwd() -> None:
 
     @functools.wraps(original_parse)
     def parse_options(root_path: str, is_train: bool = True):
-        from srgan_plugin.options_check import check_options  # late: it imports the registries
+        from srgan_plugin.options_check import check_options, handled_by_plugin  # late: they import the registries
         from srgan_plugin.training.distributed import normalize_local_rank
 
         sys.argv[1:] = normalize_local_rank(sys.argv[1:])  # patch 5
-        _require_option_file(sys.argv[1:])
+        _require_option_file(sys.argv[1:])  # patch 6
         opt, args = original_parse(working_root(root_path), is_train)
-        check_options(opt, args.opt)
+        if handled_by_plugin(opt.get('model_type')):  # not a compat patch: the plugin's checks, for its models only
+            check_options(opt, args.opt)
         return opt, args
 
     _replace_everywhere('parse_options', parse_options, ('basicsr.utils.options', 'basicsr.train', 'basicsr.test'))
@@ -130,7 +135,7 @@ def run_folders_in_cwd() -> None:
 
 
 def _require_option_file(argv: list[str]) -> None:
-    """One line instead of BasicSR's FileNotFoundError traceback when ``-opt FILE`` does not exist."""
+    """Patch 6: one line instead of BasicSR's FileNotFoundError traceback when ``-opt FILE`` does not exist."""
     for flag, value in zip(argv, argv[1:]):
         if flag == '-opt' and not osp.isfile(value):
             raise SystemExit(f'error: -opt {value}: no such option file')

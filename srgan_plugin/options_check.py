@@ -1,9 +1,11 @@
 """Checks of a parsed BasicSR option dict, run at the boundary (right after ``parse_options``), before any folder is
 made or any network is built, so that a mistake costs one clear line instead of a traceback minutes later.
 
-``check_options`` is called by the patched ``basicsr.utils.options.parse_options`` (see ``srgan_plugin.compat``), so
-it guards ``python -m basicsr.train`` / ``basicsr.test`` and the plugin's own doors alike. Only problems that would
-certainly fail later are reported; everything else is left to BasicSR.
+``check_options`` is called by the patched ``basicsr.utils.options.parse_options`` (see ``srgan_plugin.compat``) for
+the option files that ``handled_by_plugin`` accepts, so it guards ``python -m basicsr.train`` / ``basicsr.test`` and
+the plugin's own doors alike for the plugin's models, and leaves option files of BasicSR's own models (or another
+project's) to BasicSR. Only problems that would certainly fail later are reported; everything else is left to
+BasicSR.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import torch
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
 
 from srgan_plugin.archs import SRGANDiscriminator
+from srgan_plugin.archs.discriminator_arch import NORMS
 from srgan_plugin.training.distributed import rank_zero_first
 from srgan_plugin.version import __version__
 
@@ -27,6 +30,43 @@ LOCAL_BACKENDS = ('disk', 'lmdb')
 
 class OptionsError(ValueError):
     """An option file that cannot work; the message is one line that says what to do."""
+
+
+def registered_class(registry: Any, name: Any) -> Any:
+    """What ``registry.get(name)`` returns (including its ``NAME_basicsr`` fallback), or None; never prints."""
+    if isinstance(name, str):
+        for candidate in (name, f'{name}_basicsr'):
+            if candidate in registry:
+                return dict(iter(registry))[candidate]
+    return None
+
+
+def is_plugin_model(cls: Any) -> bool:
+    """A plugin model class: ``SRResNetModel``, ``SRGANPluginModel`` or a subclass (``PluginModelMixin``)."""
+    from srgan_plugin.models.base import PluginModelMixin
+
+    return isinstance(cls, type) and issubclass(cls, PluginModelMixin)
+
+
+def plugin_model_types() -> frozenset[str]:
+    """The ``model_type`` names in BasicSR's MODEL_REGISTRY whose classes are plugin models."""
+    return frozenset(name for name, cls in MODEL_REGISTRY if is_plugin_model(cls))
+
+
+def handled_by_plugin(model_type: Any) -> bool:
+    """Whether an option file with this ``model_type`` gets the plugin's option checks and training loop.
+
+    Args:
+        model_type: The option file's ``model_type`` (None when it has none).
+
+    Returns:
+        True for the plugin's models (``plugin_model_types``), and for a missing or unknown ``model_type`` (the checks
+        then stop the run with one line naming the closest registered model). False for any other registered model,
+        e.g. BasicSR's ``SRModel``: such a file runs as BasicSR runs it (the plugin's networks and losses stay
+        registered, so ``network_g: {type: SRResNet}`` still resolves).
+    """
+    cls = registered_class(MODEL_REGISTRY, model_type)
+    return cls is None or is_plugin_model(cls)
 
 
 def _type_entries(opt: Opt) -> Iterator[tuple[str, str, Any]]:
@@ -47,7 +87,7 @@ def _type_entries(opt: Opt) -> Iterator[tuple[str, str, Any]]:
 
 def check_registered(opt: Opt) -> None:
     for key, name, registry in _type_entries(opt):
-        if name in registry:
+        if registered_class(registry, name) is not None:
             continue
         close = difflib.get_close_matches(str(name), list(registry.keys()), n=1)
         hint = f"; did you mean '{close[0]}'?" if close else '.'
@@ -120,6 +160,26 @@ def check_crop(opt: Opt) -> None:
     if net_d.get('type') == 'VGGStyleDiscriminator' and gt_size not in (128, 256):
         raise OptionsError(f'VGGStyleDiscriminator takes only 128 or 256 px crops but datasets.train.gt_size is '
                            f'{gt_size}; use type: SRGANDiscriminator with input_size: {gt_size}.')
+
+
+def check_critic(opt: Opt) -> None:
+    """``network_d.norm`` is valid, and a gradient penalty (``train.gp_opt``) does not meet a BatchNorm critic: the
+    penalty is per sample, BatchNorm mixes the samples of a batch (Gulrajani et al. 2017, section 4). Only
+    discriminators known to have BatchNorm are refused."""
+    net_d = opt.get('network_d') or {}
+    kind = net_d.get('type')
+    norm = net_d.get('norm', _default_of(SRGANDiscriminator, 'norm')) if kind == 'SRGANDiscriminator' else None
+    if kind == 'SRGANDiscriminator' and norm not in NORMS:
+        raise OptionsError(f'network_d.norm: {norm!r} is not valid; write {", ".join(NORMS[:-1])} or {NORMS[-1]}.')
+    if not (opt.get('train') or {}).get('gp_opt'):
+        return
+    if kind == 'SRGANDiscriminator' and norm == 'batch':
+        raise OptionsError('train.gp_opt: the gradient penalty is per sample but the discriminator has BatchNorm, '
+                           'which mixes the samples of a batch; set network_d.norm: spectral or none.')
+    if kind == 'VGGStyleDiscriminator':
+        raise OptionsError('train.gp_opt: the gradient penalty is per sample but VGGStyleDiscriminator has BatchNorm, '
+                           'which mixes the samples of a batch; use network_d.type: SRGANDiscriminator with '
+                           'network_d.norm: spectral or none.')
 
 
 def check_paths(opt: Opt) -> None:
@@ -212,8 +272,8 @@ def check_speed(opt: Opt) -> None:
 
 
 Check = Callable[[Opt], None]
-CHECKS: tuple[Check,
-              ...] = (check_registered, check_crop, check_paths, check_prefetch, check_typed_options, check_speed)
+CHECKS: tuple[Check, ...] = (check_registered, check_crop, check_critic, check_paths, check_prefetch,
+                             check_typed_options, check_speed)
 
 
 def check_options(opt: Opt, opt_path: str = '<options>') -> None:

@@ -1,8 +1,9 @@
 """BasicSR's training loop (``basicsr/train.py`` of 1.4.2), made fault tolerant.
 
 ``python -m basicsr.train`` runs ``train_pipeline`` through the autoload hook (``basicsr/train.py`` keeps its logic in
-its ``__main__`` block, where nothing can be patched), and so does ``python -m srgan_plugin.train``. Same options,
-folders, logs and checkpoints as BasicSR; in addition:
+its ``__main__`` block, where nothing can be patched), and so does ``python -m srgan_plugin.train``, for the option
+files of the plugin's models (``srgan_plugin.train.main``). Same options, folders, logs and checkpoints as BasicSR;
+in addition:
 
 - resume (``--auto_resume`` or ``path.resume_state``) loads to CPU first (BasicSR maps to ``cuda.current_device()``,
   which crashes without a GPU), verifies the state and its networks and falls back to the previous complete one;
