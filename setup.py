@@ -65,8 +65,10 @@ setup(
     package_data={'srgan_plugin': ['weights/*.pth', 'weights/manifest.json']},  # shipped generators, once trained
     install_requires=[
         'basicsr==1.4.2',
-        'torch>=2.1',
-        'torchvision>=0.16',
+        # torch 2.4: torch.serialization.add_safe_globals (at import) and torch.OutOfMemoryError; torchvision 0.19 is
+        # the release built for it. Every feature and its first release: TORCH_FEATURES in tests/test_packaging.py.
+        'torch>=2.4',
+        'torchvision>=0.19',
         'numpy',
         'opencv-python',
         'lmdb',
@@ -76,8 +78,9 @@ setup(
     ],
     extras_require={
         'test': ['pytest>=7', 'setuptools>=70', 'wheel'],
-        # python -m srgan_plugin.export: torch's ONNX exporter needs onnx + onnxscript; onnxruntime checks parity
-        'export': ['onnx==1.23.2', 'onnxscript==0.7.2', 'onnxruntime==1.31.1'],
+        # python -m srgan_plugin.export: torch's ONNX exporter needs onnx + onnxscript (and torch 2.5 for its
+        # dynamic_shapes / external_data arguments); onnxruntime checks parity
+        'export': ['torch>=2.5', 'onnx==1.23.2', 'onnxscript==0.7.2', 'onnxruntime==1.31.1'],
         # LPIPS in evaluate and BasicSR validation (AlexNet weights must already be in torch's hub cache)
         'lpips': ['lpips==0.1.4'],
     },

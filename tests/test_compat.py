@@ -102,3 +102,11 @@ def test_init_dist_is_replaced_for_gloo_and_local_rank():
 
     from srgan_plugin.training.distributed import init_dist
     assert basicsr.utils.options.init_dist is init_dist and basicsr.utils.dist_util.init_dist is init_dist
+
+
+def test_missing_option_file_is_one_line(tmp_path):
+    """Patch 6: a missing ``-opt FILE`` is one line (BasicSR raises FileNotFoundError from deep in its parser)."""
+    with pytest.raises(SystemExit, match='^error: -opt missing.yml: no such option file$'):
+        compat._require_option_file(['--launcher', 'none', '-opt', 'missing.yml'])
+    (tmp_path / 'there.yml').write_text('name: x\n')
+    compat._require_option_file(['-opt', str(tmp_path / 'there.yml')])  # an existing file passes
