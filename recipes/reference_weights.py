@@ -125,7 +125,8 @@ def prepare_commands(src: str, out: str, workers: int) -> list[list[str]]:
     """The ``python -m srgan_plugin.prepare`` commands that build ``out`` from ``src`` (see :func:`cmd_prepare`)."""
     base = [sys.executable, '-m', 'srgan_plugin.prepare']
     hr = [osp.join(src, name, 'HR') for name in TRAIN_SETS]
-    train = ['folder', '--hr', *hr, '--out', osp.join(out, '291'), '--min-size', '96', '--workers', str(workers)]
+    train = ['folder', '--hr', *hr, '--out', osp.join(out, '291'), '--min-size', '96', '--compress-level', '0',
+             '--workers', str(workers)]
     cmds = [base + train]
     for name in BENCHMARK_SETS:
         cmds.append(base + ['benchmark', '--hr', osp.join(src, name, 'HR'), '--out', osp.join(out, name)])

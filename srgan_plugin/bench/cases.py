@@ -81,12 +81,7 @@ def plugin_options(case: Case, device: torch.device) -> dict[str, Any]:
     opt['model_type'] = 'SRGANPluginModel'
     opt['network_d'] = {'type': 'SRGANDiscriminator', 'num_feat': 64, 'input_size': case.crop}
     train.update(optim_d=dict(ADAM), net_d_iters=1, net_d_init_iters=0)
-    train['perceptual_opt'] = {
-        'type': 'VGGContentLoss',
-        'layer': 'vgg54',
-        'feature_scale': 1 / 12.75,
-        'vgg_weights': 'random'
-    }
+    train['perceptual_opt'] = {'type': 'VGGContentLoss', 'layer': 'vgg54', 'vgg_weights': 'random'}
     train['gan_opt'] = {'type': 'GANLoss', 'gan_type': 'vanilla', 'loss_weight': 1e-3}
     return opt
 
