@@ -20,6 +20,7 @@ import torch
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
 
 from srgan_plugin.archs import SRGANDiscriminator
+from srgan_plugin.archs.discriminator_arch import NORMS
 from srgan_plugin.training.distributed import rank_zero_first
 from srgan_plugin.version import __version__
 
@@ -161,6 +162,26 @@ def check_crop(opt: Opt) -> None:
                            f'{gt_size}; use type: SRGANDiscriminator with input_size: {gt_size}.')
 
 
+def check_critic(opt: Opt) -> None:
+    """``network_d.norm`` is valid, and a gradient penalty (``train.gp_opt``) does not meet a BatchNorm critic: the
+    penalty is per sample, BatchNorm mixes the samples of a batch (Gulrajani et al. 2017, section 4). Only
+    discriminators known to have BatchNorm are refused."""
+    net_d = opt.get('network_d') or {}
+    kind = net_d.get('type')
+    norm = net_d.get('norm', _default_of(SRGANDiscriminator, 'norm')) if kind == 'SRGANDiscriminator' else None
+    if kind == 'SRGANDiscriminator' and norm not in NORMS:
+        raise OptionsError(f'network_d.norm: {norm!r} is not valid; write {", ".join(NORMS[:-1])} or {NORMS[-1]}.')
+    if not (opt.get('train') or {}).get('gp_opt'):
+        return
+    if kind == 'SRGANDiscriminator' and norm == 'batch':
+        raise OptionsError('train.gp_opt: the gradient penalty is per sample but the discriminator has BatchNorm, '
+                           'which mixes the samples of a batch; set network_d.norm: spectral or none.')
+    if kind == 'VGGStyleDiscriminator':
+        raise OptionsError('train.gp_opt: the gradient penalty is per sample but VGGStyleDiscriminator has BatchNorm, '
+                           'which mixes the samples of a batch; use network_d.type: SRGANDiscriminator with '
+                           'network_d.norm: spectral or none.')
+
+
 def check_paths(opt: Opt) -> None:
     paths = opt.get('path') or {}
     resuming = bool(opt.get('auto_resume') or paths.get('resume_state'))
@@ -251,8 +272,8 @@ def check_speed(opt: Opt) -> None:
 
 
 Check = Callable[[Opt], None]
-CHECKS: tuple[Check,
-              ...] = (check_registered, check_crop, check_paths, check_prefetch, check_typed_options, check_speed)
+CHECKS: tuple[Check, ...] = (check_registered, check_crop, check_critic, check_paths, check_prefetch,
+                             check_typed_options, check_speed)
 
 
 def check_options(opt: Opt, opt_path: str = '<options>') -> None:

@@ -5,8 +5,10 @@ import pytest
 import torch
 from basicsr.archs import build_network
 from basicsr.utils.registry import ARCH_REGISTRY
+from torch.nn.utils import parametrize
 
 from srgan_plugin.archs import SRGANDiscriminator, SRResNet
+from srgan_plugin.archs.discriminator_arch import NORMS
 from srgan_plugin.archs.srresnet_arch import count_parameters
 
 PLUGIN_ARCHS = sorted(name for name, obj in ARCH_REGISTRY if obj.__module__.startswith('srgan_plugin.'))
@@ -91,3 +93,87 @@ def test_discriminator_wrong_crop_names_gt_size():
         net(torch.rand(1, 3, 48, 48))
     with pytest.raises(ValueError, match='gt_size'):
         SRGANDiscriminator(input_size=100)
+
+
+BATCHNORM_KEYS = ('weight', 'bias', 'running_mean', 'running_var', 'num_batches_tracked')
+
+
+def paper_discriminator_keys() -> list[str]:
+    """The state-dict keys of the paper's discriminator (``norm: batch``), which checkpoints are written with."""
+    keys = ['features.0.weight', 'features.0.bias']
+    for conv in range(2, 21, 3):
+        bn = f'features.{conv + 1}'
+        keys += [f'features.{conv}.weight'] + [f'{bn}.{k}' for k in BATCHNORM_KEYS]
+    return keys + ['classifier.1.weight', 'classifier.1.bias', 'classifier.3.weight', 'classifier.3.bias']
+
+
+def tiny_discriminator(norm: str, seed: int = 0) -> SRGANDiscriminator:
+    torch.manual_seed(seed)
+    return SRGANDiscriminator(num_feat=8, input_size=32, num_dense=16, norm=norm)
+
+
+def weighted_layers(net: torch.nn.Module) -> list[torch.nn.Module]:
+    return [m for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+
+
+def spectral_norm_of(weight: torch.Tensor) -> float:
+    return torch.linalg.matrix_norm(weight.detach().flatten(1), ord=2).item()
+
+
+def test_discriminator_default_keeps_the_papers_state_dict_keys():
+    assert list(SRGANDiscriminator(num_feat=8, input_size=32, num_dense=16).state_dict()) == paper_discriminator_keys()
+
+
+@pytest.mark.parametrize('norm', NORMS)
+def test_discriminator_norms_shape_gradients_and_layers(norm: str):
+    net = tiny_discriminator(norm)
+    out = net(torch.rand(2, 3, 32, 32))
+    assert out.shape == (2, 1) and torch.isfinite(out).all()
+    out.square().mean().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in net.parameters())
+    bns = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert len(bns) == (7 if norm == 'batch' else 0)
+    layers = weighted_layers(net)
+    assert sum(parametrize.is_parametrized(m, 'weight') for m in layers) == (10 if norm == 'spectral' else 0)
+    assert all(m.bias is not None for m in layers[1:]) == (norm != 'batch')  # a bias where no BatchNorm follows
+
+
+@pytest.mark.parametrize('norm, count', [('batch', 23_563_649), ('spectral', 23_561_793), ('none', 23_561_793)])
+def test_discriminator_parameter_counts(norm: str, count: int):
+    """Without BatchNorm each convolution after the first has a bias (c) instead of BatchNorm's weight and bias (2c):
+    1,856 parameters fewer at num_feat 64. Spectral normalisation adds buffers only."""
+    assert count_parameters(SRGANDiscriminator(norm=norm)) == count
+
+
+@pytest.mark.parametrize('norm', NORMS)
+def test_discriminator_state_dict_round_trip(norm: str):
+    trained, fresh = tiny_discriminator(norm, seed=0), tiny_discriminator(norm, seed=1)
+    trained(torch.rand(2, 3, 32, 32))  # moves the running statistics / power-iteration vectors
+    state = trained.state_dict()
+    if norm == 'spectral':
+        assert {'features.0.parametrizations.weight.0._u', 'classifier.3.parametrizations.weight.0._v'} <= set(state)
+    fresh.load_state_dict(state, strict=True)
+    assert list(fresh.state_dict()) == list(state)
+    assert all(torch.equal(value, fresh.state_dict()[key]) for key, value in state.items())
+    x = torch.rand(2, 3, 32, 32)
+    assert torch.equal(trained.eval()(x), fresh.eval()(x))
+
+
+def test_discriminator_spectral_norm_constrains_every_layer():
+    """Each layer's weight (as a matrix) has spectral norm 1 however large the learned weight grows."""
+    net = tiny_discriminator('spectral')
+    with torch.no_grad():
+        for name, param in net.named_parameters():
+            if name.endswith('.original'):
+                param.mul_(100)
+        for _ in range(50):  # power iterations, one per training-mode forward
+            net(torch.rand(2, 3, 32, 32))
+    layers = weighted_layers(net)
+    originals = [spectral_norm_of(m.parametrizations.weight.original) for m in layers]
+    assert min(originals) > 10
+    assert [spectral_norm_of(m.weight) for m in layers] == pytest.approx([1.0] * 10, abs=0.02)
+
+
+def test_discriminator_unknown_norm_names_the_valid_ones():
+    with pytest.raises(ValueError, match="norm must be one of batch, spectral, none, got 'instance'"):
+        SRGANDiscriminator(norm='instance')

@@ -110,3 +110,32 @@ def test_plugin_test_door_writes_results_in_cwd(two_phases, paired_folder):
     result = run(['-m', 'srgan_plugin.test', '-opt', 'door_test.yml'], cwd=two_phases)
     assert result.returncode == 0, result.stderr[-3000:]
     assert len(list((two_phases / 'results' / 'door_test' / 'visualization' / 'synthetic').glob('*.png'))) == 4
+
+
+def test_tv_opt_and_wgan_gp_with_a_spectral_critic_through_basicsr_train(paired_folder, tmp_path):
+    """``train.tv_opt`` is trained and logged in both phases (``l_tv``, ``l_g_tv``); phase 2 runs WGAN-GP with a
+    spectrally normalised critic, saves it, and resumes from that checkpoint."""
+    p1 = tiny_training_options(1, paired_folder, 'tv_p1', iters=2)
+    p2 = tiny_training_options(2, paired_folder, 'tv_p2', iters=2)
+    p2['path']['pretrain_network_g'] = None
+    p2['network_d']['norm'] = 'spectral'
+    wgan, gp = {'type': 'GANLoss', 'gan_type': 'wgan', 'loss_weight': 1e-3}, {'type': 'GradientPenaltyLoss'}
+    p2['train'].update(gan_opt=wgan, gp_opt=gp)
+    for opt, name, key in ((p1, 'p1.yml', 'l_tv'), (p2, 'p2.yml', 'l_g_tv')):
+        opt['train']['tv_opt'] = {'type': 'TVLoss', 'loss_weight': 1.0}
+        opt['logger']['use_tb_logger'] = False
+        write_options(opt, tmp_path / name)
+        result = run(['-m', 'basicsr.train', '-opt', name], cwd=tmp_path)
+        assert result.returncode == 0, result.stderr[-3000:]
+        log = next((tmp_path / 'experiments' / opt['name']).glob('train_*.log')).read_text()
+        assert f' {key}: ' in log, key
+    assert 'l_d_gp: ' in log
+    saved = torch.load(tmp_path / 'experiments' / 'tv_p2' / 'models' / 'net_d_2.pth', weights_only=True)['params']
+    assert 'features.0.parametrizations.weight.0._u' in saved
+    p2['train']['total_iter'] = 4
+    write_options(p2, tmp_path / 'p2.yml')
+    result = run(['-m', 'basicsr.train', '-opt', 'p2.yml', '--auto_resume'], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    logs = ''.join(p.read_text() for p in (tmp_path / 'experiments' / 'tv_p2').glob('train_*.log'))
+    assert 'Loading SRGANDiscriminator model from' in logs and 'net_d_2.pth' in logs
+    assert (tmp_path / 'experiments' / 'tv_p2' / 'models' / 'net_d_4.pth').is_file()

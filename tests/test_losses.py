@@ -325,3 +325,25 @@ def test_gradient_penalty_through_ddp(tmp_path) -> None:
         dist.destroy_process_group()
     assert penalty.item() == pytest.approx(expected, rel=1e-6) and penalty.item() > 0
     assert critic[0].weight.grad is not None and critic[0].weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize('norm', ['spectral', 'none'])
+def test_gradient_penalty_through_a_compiled_discriminator(norm: str) -> None:
+    """``train.compile`` compiles the discriminator in place; a compiled graph cannot be differentiated twice, so the
+    penalty runs it eagerly and gives the eager value."""
+    from srgan_plugin.archs import SRGANDiscriminator
+
+    torch.manual_seed(0)
+    critic = SRGANDiscriminator(num_feat=8, input_size=32, num_dense=16, norm=norm)
+    critic.compile(backend='aot_eager')
+    gp, real, fake = build_loss({'type': 'GradientPenaltyLoss'}), torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    torch.manual_seed(1)
+    penalty = gp(critic, real, fake)
+    penalty.backward()
+    first_weight = next(p for name, p in critic.named_parameters()
+                        if name.startswith('features.0.') and 'weight' in name)
+    assert penalty.item() > 0 and first_weight.grad.abs().sum() > 0
+    critic.eval()  # same power-iteration vectors for the eager reference
+    torch.manual_seed(1)
+    with torch.compiler.set_stance('force_eager'):
+        assert gp(critic, real, fake).item() == pytest.approx(penalty.item(), rel=1e-5)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from typing import Any
 
 import pytest
@@ -120,22 +121,71 @@ def test_net_d_init_iters_skips_generator_update():
     assert set(model.get_current_log()) == D_KEYS
 
 
-def test_wgan_gp_logs_penalty():
-    model = build_model(
-        model_options(
-            2,
-            gan_opt={
-                'type': 'GANLoss',
-                'gan_type': 'wgan',
-                'loss_weight': 1e-3
-            },
-            gp_opt={
-                'type': 'GradientPenaltyLoss',
-                'loss_weight': 10.0
-            }))
+def wgan_gp_options(norm: str, **train: Any) -> dict[str, Any]:
+    """WGAN-GP with a critic without BatchNorm (``network_d.norm``), as the options check requires."""
+    opt = model_options(
+        2,
+        gan_opt={
+            'type': 'GANLoss',
+            'gan_type': 'wgan',
+            'loss_weight': 1e-3
+        },
+        gp_opt={
+            'type': 'GradientPenaltyLoss',
+            'loss_weight': 10.0
+        },
+        **train)
+    opt['network_d']['norm'] = norm
+    return opt
+
+
+def spectral_vectors(net: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in net.named_buffers() if k.endswith(('._u', '._v'))}
+
+
+@pytest.mark.parametrize('norm', ['none', 'spectral'])
+def test_wgan_gp_step_with_a_critic_without_batchnorm(norm: str):
+    model = build_model(wgan_gp_options(norm))
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.net_d.modules())
+    g0, d0, vectors = snapshot(model.net_g), snapshot(model.net_d), spectral_vectors(model.net_d)
+    assert bool(vectors) == (norm == 'spectral')
+    for it in (1, 2):
+        feed(model, seed=it)
+        model.optimize_parameters(it)
+        log = model.get_current_log()
+        assert set(log) == G_KEYS | D_KEYS | {'l_d_gp'}
+        assert log['l_d_gp'] >= 0 and all(math.isfinite(v) for v in log.values())
+    assert changed(g0, model.net_g) and changed(d0, model.net_d)
+    moved = [k for k, v in spectral_vectors(model.net_d).items() if not torch.equal(v, vectors[k])]
+    assert ('features.0.parametrizations.weight.0._u' in moved) == (norm == 'spectral')  # power iterations
+
+
+@pytest.mark.parametrize('norm', ['batch', 'spectral'])
+def test_skipped_steps_restore_the_discriminators_buffers(norm: str):
+    """A non-finite batch skips both steps and leaves D exactly as it was: BatchNorm statistics, and the spectral
+    norm's power-iteration vectors (which every forward pass moves, whatever the data)."""
+    opt = wgan_gp_options(norm) if norm == 'spectral' else model_options(2)
+    model = build_model(opt)
+    g0, d0 = snapshot(model.net_g), snapshot(model.net_d)
+    feed(model)
+    model.gt[0, 0, 0, 0] = float('nan')
+    model.optimize_parameters(1)
+    assert not changed(g0, model.net_g) and not changed(d0, model.net_d)
+    assert model._nonfinite_counts == {'generator': 1, 'discriminator': 1}
+
+
+def test_spectral_discriminator_checkpoint_loads_into_a_new_model(tmp_path):
+    opt = wgan_gp_options('spectral')
+    opt['path'].update(models=str(tmp_path), training_states=str(tmp_path))
+    model = build_model(copy.deepcopy(opt))
     feed(model)
     model.optimize_parameters(1)
-    assert model.get_current_log()['l_d_gp'] >= 0
+    model.save(epoch=0, current_iter=1)
+    saved = torch.load(tmp_path / 'net_d_1.pth', weights_only=True)['params']
+    assert 'features.0.parametrizations.weight.0._u' in saved
+    opt['path']['pretrain_network_d'] = str(tmp_path / 'net_d_1.pth')
+    loaded = build_model(opt).net_d.state_dict()
+    assert list(loaded) == list(saved) and all(torch.equal(loaded[k], v) for k, v in saved.items())
 
 
 @pytest.mark.parametrize('phase', [1, 2])
@@ -152,6 +202,29 @@ def test_ema_follows_batchnorm_buffers(phase: int):
     weight = 'conv_first.weight'
     assert not torch.equal(ema[weight], ema_before[weight])  # averaged ...
     assert not torch.equal(ema[weight], live[weight])  # ... not copied
+
+
+@pytest.mark.parametrize('phase, keys', [(1, {'l_pix', 'l_tv'}), (2, G_KEYS | D_KEYS | {'l_g_tv'})])
+def test_tv_opt_adds_a_logged_term_on_the_output(phase: int, keys: set[str]):
+    model = build_model(model_options(phase, tv_opt={'type': 'TVLoss', 'loss_weight': 2.0, 'p': 1}))
+    feed(model)
+    model.optimize_parameters(1)
+    log = model.get_current_log()
+    assert set(log) == keys
+    tv = log['l_tv' if phase == 1 else 'l_g_tv']
+    with torch.no_grad():
+        output = model.output
+        expected = 2.0 * (output.diff(dim=-2).abs().mean() + output.diff(dim=-1).abs().mean())
+    assert tv == pytest.approx(expected.item())
+
+
+def test_tv_term_is_added_to_the_generator_loss():
+    model = build_model(model_options(1, tv_opt={'type': 'TVLoss'}))
+    feed(model)
+    log: dict[str, torch.Tensor] = {}
+    output = model.net_g(model.lq)
+    total = model.content_loss(output, model.gt, log, prefix='l_')
+    assert set(log) == {'l_pix', 'l_tv'} and torch.equal(total, log['l_pix'] + log['l_tv'])
 
 
 def test_phase1_step_logs_l_pix():

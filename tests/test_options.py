@@ -204,3 +204,50 @@ def test_good_speed_options_pass(good):
     good['train'].update(amp='bf16', channels_last=True, compile={'mode': 'reduce-overhead', 'dynamic': False})
     good['cudnn_benchmark'] = False
     check_options(good, 'x.yml')
+
+
+GP = {'type': 'GradientPenaltyLoss', 'loss_weight': 10.0}
+
+
+@pytest.mark.parametrize('norm', [None, 'batch'])
+def test_gradient_penalty_with_a_batchnorm_critic(good, norm):
+    """WGAN-GP's penalty is per sample; BatchNorm mixes the samples (and the default critic has it)."""
+    good['train'].update(gan_opt={'type': 'GANLoss', 'gan_type': 'wgan', 'loss_weight': 1e-3}, gp_opt=GP)
+    if norm:
+        good['network_d']['norm'] = norm
+    message = error_of(good)
+    assert 'train.gp_opt:' in message and 'BatchNorm' in message
+    assert message.endswith('set network_d.norm: spectral or none.')
+
+
+def test_gradient_penalty_with_basicsrs_vgg_style_critic(good):
+    good['datasets']['train']['gt_size'] = 128  # VGGStyleDiscriminator's crop
+    good['network_d'] = {'type': 'VGGStyleDiscriminator', 'num_in_ch': 3, 'num_feat': 8}
+    good['train']['gp_opt'] = GP
+    message = error_of(good)
+    assert 'VGGStyleDiscriminator has BatchNorm' in message
+    assert 'network_d.type: SRGANDiscriminator with network_d.norm: spectral or none' in message
+
+
+@pytest.mark.parametrize('network_d', [{'norm': 'spectral'}, {'norm': 'none'}, {'type': 'UNetDiscriminatorSN'}])
+def test_gradient_penalty_with_a_critic_without_batchnorm_passes(good, network_d):
+    good['network_d'].update(network_d)
+    good['train']['gp_opt'] = GP
+    check_options(good, 'x.yml')
+
+
+def test_batchnorm_critic_without_gradient_penalty_passes(good):
+    good['network_d']['norm'] = 'batch'
+    check_options(good, 'x.yml')
+
+
+def test_unknown_discriminator_norm(good):
+    good['network_d']['norm'] = 'instance'
+    assert "network_d.norm: 'instance' is not valid; write batch, spectral or none." in error_of(good)
+
+
+def test_tv_opt_is_checked_like_the_other_losses(good):
+    good['train']['tv_opt'] = {'type': 'TVLoss', 'loss_weight': 1.0}
+    check_options(good, 'x.yml')
+    good['train']['tv_opt']['type'] = 'TVLos'
+    assert "train.tv_opt.type: 'TVLos' is not in BasicSR's loss registry" in error_of(good)

@@ -3,10 +3,14 @@ from __future__ import annotations
 
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import Tensor, nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+NORMS = ('batch', 'spectral', 'none')
 
 
-def _conv_block(in_ch: int, out_ch: int, stride: int, bn: bool) -> list[nn.Module]:
-    layers: list[nn.Module] = [nn.Conv2d(in_ch, out_ch, 3, stride, 1, bias=not bn)]
+def _conv_block(in_ch: int, out_ch: int, stride: int, bn: bool, spectral: bool) -> list[nn.Module]:
+    conv = nn.Conv2d(in_ch, out_ch, 3, stride, 1, bias=not bn)
+    layers: list[nn.Module] = [spectral_norm(conv) if spectral else conv]
     if bn:
         layers.append(nn.BatchNorm2d(out_ch))
     layers.append(nn.LeakyReLU(0.2, inplace=True))
@@ -15,8 +19,8 @@ def _conv_block(in_ch: int, out_ch: int, stride: int, bn: bool) -> list[nn.Modul
 
 @ARCH_REGISTRY.register()
 class SRGANDiscriminator(nn.Module):
-    """VGG-style discriminator: 8 conv3x3 (k, k/s2, 2k, 2k/s2, 4k, 4k/s2, 8k, 8k/s2), BN after all but the first,
-    LeakyReLU(0.2), Dense(1024), LeakyReLU(0.2), Dense(1).
+    """VGG-style discriminator: 8 conv3x3 (k, k/s2, 2k, 2k/s2, 4k, 4k/s2, 8k, 8k/s2), BN after all but the first
+    (``norm: batch``), LeakyReLU(0.2), Dense(1024), LeakyReLU(0.2), Dense(1).
 
     It returns a logit: the sigmoid lives in the loss (BasicSR's ``GANLoss`` with ``gan_type: vanilla`` gives the
     paper's -log D(G(x)) and is numerically stable). Four stride-2 convolutions divide the input by 16, so the
@@ -27,32 +31,52 @@ class SRGANDiscriminator(nn.Module):
         num_in_ch: 3
         num_feat: 64
         input_size: 96
+        norm: batch        # batch: the paper's BatchNorm. spectral: spectral normalisation of every convolution and
+                           #   dense layer (Miyato et al. 2018), no BatchNorm. none: no normalisation. A gradient
+                           #   penalty (train.gp_opt, WGAN-GP) needs spectral or none: it is computed per sample, and
+                           #   BatchNorm mixes the samples of a batch.
+
+    Without BatchNorm every convolution has a bias. The default's state-dict keys are those of the paper's network;
+    ``spectral`` stores each weight as ``<layer>.parametrizations.weight.original`` plus the power-iteration vectors
+    ``_u`` / ``_v`` (buffers, saved in checkpoints).
 
     Args:
         num_in_ch: Channels of the input image. Default: 3.
         num_feat: Channels of the first convolution (the paper's k = 64). Default: 64.
         input_size: Height and width of the HR crops it judges (``datasets.train.gt_size``). Default: 96.
         num_dense: Width of the hidden dense layer. Default: 1024.
+        norm: Normalisation: ``'batch'``, ``'spectral'`` or ``'none'``. Default: ``'batch'``.
     """
 
-    def __init__(self, num_in_ch: int = 3, num_feat: int = 64, input_size: int = 96, num_dense: int = 1024) -> None:
+    def __init__(self,
+                 num_in_ch: int = 3,
+                 num_feat: int = 64,
+                 input_size: int = 96,
+                 num_dense: int = 1024,
+                 norm: str = 'batch') -> None:
         super().__init__()
         if input_size <= 0 or input_size % 16 != 0:
             raise ValueError(f'SRGANDiscriminator: input_size must be a positive multiple of 16 (it must equal '
                              f'datasets.train.gt_size), got {input_size!r}.')
+        if norm not in NORMS:
+            raise ValueError(f'SRGANDiscriminator: norm must be one of {", ".join(NORMS)}, got {norm!r}.')
         self.input_size = input_size
+        self.norm = norm
+        spectral = norm == 'spectral'
         widths = [
             num_feat, num_feat, num_feat * 2, num_feat * 2, num_feat * 4, num_feat * 4, num_feat * 8, num_feat * 8
         ]
         layers: list[nn.Module] = []
         in_ch = num_in_ch
         for i, out_ch in enumerate(widths):
-            layers += _conv_block(in_ch, out_ch, stride=1 + i % 2, bn=i > 0)
+            layers += _conv_block(in_ch, out_ch, stride=1 + i % 2, bn=norm == 'batch' and i > 0, spectral=spectral)
             in_ch = out_ch
         self.features = nn.Sequential(*layers)
         spatial = input_size // 16
-        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(in_ch * spatial * spatial, num_dense),
-                                        nn.LeakyReLU(0.2, inplace=True), nn.Linear(num_dense, 1))
+        dense = [nn.Linear(in_ch * spatial * spatial, num_dense), nn.Linear(num_dense, 1)]
+        if spectral:
+            dense = [spectral_norm(layer) for layer in dense]
+        self.classifier = nn.Sequential(nn.Flatten(), dense[0], nn.LeakyReLU(0.2, inplace=True), dense[1])
 
     def forward(self, x: Tensor) -> Tensor:
         if x.shape[-2:] != (self.input_size, self.input_size):

@@ -13,7 +13,13 @@ class TVLoss(nn.Module):
 
     ``loss = loss_weight * (mean(|x[..., 1:, :] - x[..., :-1, :]|**p) + mean(|x[..., :, 1:] - x[..., :, :-1]|**p))``.
     A direction with a single row (column) contributes 0. Unlike BasicSR's ``WeightedTVLoss`` (L1 with per-pixel
-    weights), this is the plain, unweighted regulariser.
+    weights), this is the plain, unweighted regulariser. Both plugin models take it as ``train.tv_opt``: it is applied
+    to the generator's output only and logged as ``l_tv`` (``SRResNetModel``) or ``l_g_tv`` (``SRGANPluginModel``)::
+
+        tv_opt:
+          type: TVLoss
+          loss_weight: 1.0
+          p: 2
 
     Args:
         loss_weight (float): Weight of the loss. Default: 1.0.

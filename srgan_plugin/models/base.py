@@ -1,7 +1,8 @@
 """What both plugin models share: the speed options, fault-tolerant checkpoints, distributed training, guarded steps,
-the BatchNorm-aware EMA, and the content loss."""
+the BatchNorm-aware EMA, and the content loss (with the optional total-variation term)."""
 from __future__ import annotations
 
+from basicsr.losses import build_loss
 from torch import Tensor
 
 from srgan_plugin.models.checkpointing import AtomicCheckpointMixin
@@ -14,10 +15,20 @@ LossLog = dict[str, Tensor]
 
 
 class PluginModelMixin(PerformanceMixin, NonFiniteGuardMixin, DistributedMixin, AtomicCheckpointMixin, BufferEMAMixin):
-    """Put first in the bases of a BasicSR ``SRModel`` subclass."""
+    """Put first in the bases of a BasicSR ``SRModel`` subclass.
+
+    Adds the option ``train.tv_opt`` (e.g. ``TVLoss``): a total-variation term on the generator's output (no ground
+    truth), built as ``cri_tv`` next to BasicSR's ``cri_pix`` and added by ``content_loss``.
+    """
+
+    def init_training_settings(self) -> None:
+        super().init_training_settings()  # type: ignore[misc]
+        tv_opt = self.opt['train'].get('tv_opt')  # type: ignore[attr-defined]
+        self.cri_tv = build_loss(tv_opt).to(self.device) if tv_opt else None  # type: ignore[attr-defined]
 
     def content_loss(self, output: Tensor, gt: Tensor, log: LossLog, prefix: str) -> Tensor:
-        """Pixel (``train.pixel_opt``) + VGG (``train.perceptual_opt``) terms, logged as ``{prefix}pix`` etc."""
+        """Pixel (``train.pixel_opt``) + VGG (``train.perceptual_opt``) + total-variation (``train.tv_opt``, on
+        ``output`` only) terms, logged as ``{prefix}pix``, ``{prefix}percep``, ``{prefix}style``, ``{prefix}tv``."""
         terms = []
         if self.cri_pix:  # type: ignore[attr-defined]
             log[f'{prefix}pix'] = self.cri_pix(output, gt)  # type: ignore[attr-defined]
@@ -28,4 +39,7 @@ class PluginModelMixin(PerformanceMixin, NonFiniteGuardMixin, DistributedMixin, 
                 if value is not None:
                     log[key] = value
                     terms.append(value)
+        if self.cri_tv:
+            log[f'{prefix}tv'] = self.cri_tv(output)
+            terms.append(log[f'{prefix}tv'])
         return sum(terms)

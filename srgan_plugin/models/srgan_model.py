@@ -21,14 +21,16 @@ class SRGANPluginModel(PluginModelMixin, SRGANModel):
     statistics; the losses are computed in ``generator_loss`` / ``discriminator_loss`` (override those, not the
     step); one discriminator pass over the fakes serves both steps (see ``optimize_parameters``); the speed options
     of ``PerformanceMixin`` (``amp``, ``channels_last``, ``compile``); an optional gradient penalty
-    (``train.gp_opt``, e.g. ``GradientPenaltyLoss`` with ``gan_opt.gan_type: wgan`` for WGAN-GP).
+    (``train.gp_opt``, e.g. ``GradientPenaltyLoss`` with ``gan_opt.gan_type: wgan`` for WGAN-GP; it needs a critic
+    without BatchNorm: ``network_d.norm: spectral`` or ``none``); an optional total-variation term on the generator's
+    output (``train.tv_opt``, e.g. ``TVLoss``).
 
     Options (``train``): ``pixel_opt`` (SRGAN-MSE: ``MSELoss``), ``perceptual_opt`` (SRGAN-VGG22/54:
     ``VGGContentLoss``), ``gan_opt`` (the paper: ``GANLoss``, ``gan_type: vanilla``, ``loss_weight: !!float 1e-3``),
-    ``gp_opt``, ``optim_g``, ``optim_d``, ``scheduler``, ``net_d_iters`` (1), ``net_d_init_iters`` (0),
+    ``gp_opt``, ``tv_opt``, ``optim_g``, ``optim_d``, ``scheduler``, ``net_d_iters`` (1), ``net_d_init_iters`` (0),
     ``ema_decay``, ``max_nonfinite_steps`` (10); top level: ``sync_bn`` (false). Log keys: ``l_g_pix``,
-    ``l_g_percep``, ``l_g_gan``, ``l_d_real``, ``l_d_fake``, ``out_d_real``, ``out_d_fake`` (and ``l_d_gp``), as
-    BasicSR's.
+    ``l_g_percep``, ``l_g_gan``, ``l_d_real``, ``l_d_fake``, ``out_d_real``, ``out_d_fake`` (and ``l_d_gp``,
+    ``l_g_tv``), as BasicSR's.
     """
 
     def init_training_settings(self) -> None:
@@ -37,7 +39,8 @@ class SRGANPluginModel(PluginModelMixin, SRGANModel):
         self.cri_gp = build_loss(gp_opt).to(self.device) if gp_opt else None
 
     def generator_loss(self, output: Tensor, gt: Tensor, fake_pred: Tensor, log: LossLog) -> Tensor:
-        """Content (pixel and/or VGG) + adversarial loss of the generator; ``fake_pred`` is D's logit for ``output``."""
+        """Content (pixel and/or VGG, and TV) + adversarial loss of the generator; ``fake_pred`` is D's logit for
+        ``output``."""
         content = self.content_loss(output, gt, log, prefix='l_g_')
         log['l_g_gan'] = self.cri_gan(fake_pred, True, is_disc=False)
         return content + log['l_g_gan']
