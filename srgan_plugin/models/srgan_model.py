@@ -64,8 +64,10 @@ class SRGANPluginModel(PluginModelMixin, SRGANModel):
         parameters only, the discriminator's into D's only (``guarded_step``'s ``inputs=``). BasicSR runs that pass
         twice with the same D weights and the same batch, so the gradients are the same; only D's running BatchNorm
         statistics, which training never uses (D is always in train mode), get one update fewer per step. With
-        ``train.compile`` the pass runs twice, as in BasicSR: a compiled backward cannot keep its graph for a second
-        backward (donated buffers)."""
+        ``network_d.norm: spectral`` the power iteration, which every pass advances, also gets one step fewer, so the
+        spectral-norm estimates (and the gradients) differ slightly from BasicSR's order. With ``train.compile`` the
+        pass runs twice, as in BasicSR: a compiled backward cannot keep its graph for a second backward (donated
+        buffers)."""
         snapshot_g, snapshot_d = BufferSnapshot(self.net_g), BufferSnapshot(self.net_d)
         g_turn = current_iter % self.net_d_iters == 0 and current_iter > self.net_d_init_iters
         shared = g_turn and not self.compiled
