@@ -112,7 +112,7 @@ def test_feature_scale_scales_loss_by_its_square(content_loss_22: nn.Module) -> 
 
 def test_loss_weight_and_defaults() -> None:
     loss = build_loss({'type': 'VGGContentLoss', 'layer': 'relu1_1', 'vgg_weights': 'random', 'loss_weight': 3.0})
-    assert loss.feature_scale == pytest.approx(1 / 12.75) and loss.criterion == 'mse'
+    assert loss.feature_scale == 1.0 and loss.criterion == 'mse'
     x, gt = _images()
     base = loss(x, gt)[0]
     loss.loss_weight = 1.0

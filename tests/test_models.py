@@ -189,8 +189,9 @@ def test_spectral_discriminator_checkpoint_loads_into_a_new_model(tmp_path):
 
 
 @pytest.mark.parametrize('phase', [1, 2])
-def test_ema_follows_batchnorm_buffers(phase: int):
-    """BasicSR's model_ema averages parameters only; ours also copies running statistics into net_g_ema."""
+def test_ema_averages_batchnorm_buffers(phase: int):
+    """BasicSR's model_ema averages parameters only; ours also averages running statistics into net_g_ema (and
+    copies the integer num_batches_tracked)."""
     model = build_model(model_options(phase, ema_decay=0.9))
     ema_before = snapshot(model.net_g_ema)
     for it in range(1, 4):
@@ -198,10 +199,30 @@ def test_ema_follows_batchnorm_buffers(phase: int):
         model.optimize_parameters(it)
     live, ema = model.net_g.state_dict(), model.net_g_ema.state_dict()
     buffers = [k for k, _ in model.net_g.named_buffers()]
-    assert buffers and all(torch.equal(live[k], ema[k]) for k in buffers)
+    floating = [k for k in buffers if live[k].is_floating_point()]
+    assert floating and all(not torch.equal(ema[k], ema_before[k]) for k in floating)  # averaged ...
+    assert all(not torch.equal(ema[k], live[k]) for k in floating)  # ... not copied
+    assert all(torch.equal(live[k], ema[k]) for k in buffers if k not in floating)
     weight = 'conv_first.weight'
-    assert not torch.equal(ema[weight], ema_before[weight])  # averaged ...
-    assert not torch.equal(ema[weight], live[weight])  # ... not copied
+    assert not torch.equal(ema[weight], ema_before[weight]) and not torch.equal(ema[weight], live[weight])
+
+
+@pytest.mark.parametrize('step, expected', [(None, 0.999), (0, 0.1), (1, 2 / 11), (90, 0.91), (8990, 0.999),
+                                            (10**6, 0.999)])
+def test_ema_decay_warms_up_to_the_option(step, expected):
+    from srgan_plugin.models.ema import ema_decay_at
+    assert ema_decay_at(0.999, step) == pytest.approx(expected)
+
+
+def test_ema_step_uses_the_warmed_up_decay():
+    """At iteration 1 the EMA moves 9/11 of the way to the live network (decay 2/11), not 1/1000."""
+    model = build_model(model_options(1, ema_decay=0.999))
+    ema_before = snapshot(model.net_g_ema)
+    feed(model)
+    model.optimize_parameters(1)
+    live, ema = model.net_g.state_dict()['conv_first.weight'], model.net_g_ema.state_dict()['conv_first.weight']
+    expected = ema_before['conv_first.weight'] * (2 / 11) + live * (9 / 11)
+    assert torch.allclose(ema, expected, atol=1e-7)
 
 
 @pytest.mark.parametrize('phase, keys', [(1, {'l_pix', 'l_tv'}), (2, G_KEYS | D_KEYS | {'l_g_tv'})])
@@ -269,3 +290,23 @@ def test_ema_average_is_basicsrs_arithmetic_bit_for_bit():
     theirs_params = dict(theirs.net_g_ema.named_parameters())
     assert all(torch.equal(p, theirs_params[k]) for k, p in ours.net_g_ema.named_parameters())
     assert not torch.equal(ours.net_g_ema.conv_first.weight, ours.net_g.conv_first.weight)
+
+
+def test_gan_step_logs_the_content_to_adversarial_balance_at_the_first_iterations(monkeypatch):
+    from srgan_plugin.models import srgan_model
+    lines: list[str] = []
+
+    class Logger:
+
+        def info(self, message: str) -> None:
+            lines.append(message)
+
+    monkeypatch.setattr(srgan_model, 'get_root_logger', Logger)
+    model = build_model(model_options(2))
+    for it in (1, 2, 10):
+        feed(model, seed=it)
+        model.optimize_parameters(it)
+    assert [line.split(':')[0] for line in lines] == [f'Generator loss balance at iter {it}' for it in (1, 10)]
+    log = model.get_current_log()
+    expected = f'content {log["l_g_pix"]:.3e} (l_g_pix {log["l_g_pix"]:.3e}) vs adversarial {log["l_g_gan"]:.3e}'
+    assert expected in lines[-1] and f'ratio {log["l_g_pix"] / log["l_g_gan"]:.3g}' in lines[-1]

@@ -206,3 +206,25 @@ def test_training_with_fp16_and_channels_last_resumes_bit_identically(tmp_path, 
     assert set(state['loss_scalers']) == {'generator', 'discriminator'}
     for net in ('net_g', 'net_d'):
         assert differing_tensors(experiment(whole, 'amp'), experiment(parts, 'amp'), f'{net}_20.pth') == []
+
+
+@pytest.mark.parametrize('native, warned', [(True, False), (False, True)])
+def test_amp_on_a_cpu_without_native_support_warns(monkeypatch, native: bool, warned: bool):
+    from srgan_plugin.models import performance
+    messages: list[str] = []
+
+    class Logger:
+
+        def warning(self, message: str) -> None:
+            messages.append(message)
+
+    monkeypatch.setattr(performance, 'cpu_has_fast', lambda dtype: native)
+    monkeypatch.setattr(performance, 'get_root_logger', Logger)
+    build_model(model_options(1, amp='bf16'))
+    assert bool(messages) == warned
+    assert not messages or 'train.amp: bf16' in messages[0] and 'Remove train.amp' in messages[0]
+
+
+def test_cpu_probe_answers_for_both_half_types():
+    from srgan_plugin.models.performance import cpu_has_fast
+    assert isinstance(cpu_has_fast(torch.bfloat16), bool) and isinstance(cpu_has_fast(torch.float16), bool)

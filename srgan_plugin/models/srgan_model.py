@@ -5,11 +5,24 @@ from collections import OrderedDict
 
 from basicsr.losses import build_loss
 from basicsr.models.srgan_model import SRGANModel
+from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
 from torch import Tensor
 
 from srgan_plugin.models.base import LossLog, PluginModelMixin
 from srgan_plugin.models.nonfinite import BufferSnapshot
+
+BALANCE_ITERS = (1, 10, 100)  # iterations at which the balance of the generator's loss terms is logged
+
+
+def loss_balance(log: LossLog) -> str:
+    """The generator's weighted loss terms of one step as a log line: content (its parts) against adversarial."""
+    terms = {key: float(value) for key, value in log.items() if key.startswith('l_g_')}
+    adversarial = terms.pop('l_g_gan')
+    content = sum(terms.values())
+    parts = ', '.join(f'{key} {value:.3e}' for key, value in terms.items())
+    ratio = f'{content / adversarial:.3g}' if adversarial else 'inf'
+    return f'content {content:.3e} ({parts}) vs adversarial {adversarial:.3e}: ratio {ratio}'
 
 
 @MODEL_REGISTRY.register()
@@ -30,7 +43,8 @@ class SRGANPluginModel(PluginModelMixin, SRGANModel):
     ``gp_opt``, ``tv_opt``, ``optim_g``, ``optim_d``, ``scheduler``, ``net_d_iters`` (1), ``net_d_init_iters`` (0),
     ``ema_decay``, ``max_nonfinite_steps`` (10); top level: ``sync_bn`` (false). Log keys: ``l_g_pix``,
     ``l_g_percep``, ``l_g_gan``, ``l_d_real``, ``l_d_fake``, ``out_d_real``, ``out_d_fake`` (and ``l_d_gp``,
-    ``l_g_tv``), as BasicSR's.
+    ``l_g_tv``), as BasicSR's. At iterations 1, 10 and 100 one log line gives the weighted content terms against the
+    adversarial term and their ratio, so that the balance of the losses is visible before a long run.
     """
 
     def init_training_settings(self) -> None:
@@ -79,6 +93,8 @@ class SRGANPluginModel(PluginModelMixin, SRGANModel):
                 l_g_total = self.generator_loss(self.output, self.gt, fake_pred, log)
         g_stepped = g_turn and self.guarded_step(
             self.optimizer_g, l_g_total, 'generator', current_iter, snapshot_g, retain_graph=shared)
+        if g_turn and current_iter in BALANCE_ITERS:
+            get_root_logger().info(f'Generator loss balance at iter {current_iter}: {loss_balance(log)}')
         with self.autocast():
             real_pred = self.net_d(self.gt)
             if not shared:
@@ -87,4 +103,4 @@ class SRGANPluginModel(PluginModelMixin, SRGANModel):
         self.guarded_step(self.optimizer_d, l_d_total, 'discriminator', current_iter, snapshot_d)
         self.log_dict = self.reduce_loss_dict(log)
         if g_stepped and self.ema_decay > 0:
-            self.model_ema(decay=self.ema_decay)
+            self.model_ema(decay=self.ema_decay, step=current_iter)

@@ -31,4 +31,4 @@ class SRResNetModel(PluginModelMixin, SRModel):
         stepped = self.guarded_step(self.optimizer_g, loss, 'generator', current_iter, snapshot)
         self.log_dict = self.reduce_loss_dict(log)
         if stepped and self.ema_decay > 0:
-            self.model_ema(decay=self.ema_decay)
+            self.model_ema(decay=self.ema_decay, step=current_iter)
