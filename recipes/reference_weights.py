@@ -1,15 +1,13 @@
-"""Train, package and ship the reference SRResNet-MSE / SRGAN-MSE x4 generators (issue 7) within a lent GPU lease.
+"""Train, score and package the shipped SRResNet-MSE / SRGAN-MSE x4 generators (``srgan_plugin/weights/``).
 
 ``python recipes/reference_weights.py COMMAND`` from the repository root; recipes/README.md gives the whole sequence
-of device commands. Subcommands:
+and the time each step took. Subcommands:
 
-* ``pack``     here (no GPU): copy BSD200 + T91 + Set5 + Set14 HR images as lossless WebP (checked bit-exact, about 2/3
-  of the PNG size) into a folder small enough to carry (the 291 LMDBs themselves are far larger than 64 MiB).
-* ``prepare``  on the GPU machine: the 291 LMDBs and the Set5/Set14 benchmark folders from a packed (or the shared)
-  folder, with ``python -m srgan_plugin.prepare``.
-* ``train``    ``python -m srgan_plugin.train -opt FILE --auto_resume`` stopped by SIGTERM at ``--budget-minutes``
-  (the loop saves a state and exits 143: "continue with the next command"); ``--finish`` ends a run at the iteration
-  it reached, writing ``net_g_latest.pth``.
+* ``prepare``  the 291 LMDBs and the Set5/Set14 benchmark folders from a folder holding BSD200/HR, T91/HR, Set5/HR and
+  Set14/HR, with ``python -m srgan_plugin.prepare``.
+* ``train``    ``python -m srgan_plugin.train -opt FILE --auto_resume``, stopped by SIGTERM after ``--budget-minutes``
+  (the loop saves a state and exits 143: run the same command again to continue); ``--finish`` ends a run at the
+  iteration it reached, writing ``net_g_latest.pth``.
 * ``package``  ``params_ema`` -> float16 ``{'params': ...}`` files + ``manifest.json`` (architecture inferred by
   :mod:`srgan_plugin.inference.checkpoint`, data, iterations, sha256, scores from ``evaluate``'s results.json).
 
@@ -33,17 +31,16 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if REPO not in sys.path:
     sys.path.insert(0, REPO)  # `python recipes/reference_weights.py` from a checkout without `pip install`
 
-CARRY_LIMIT_MIB = 64
 TRAIN_SETS = ('BSD200', 'T91')
 BENCHMARK_SETS = ('Set5', 'Set14')
 PHASES = {
     1: {
-        'options': 'options/reference/train_srresnet_x4_lease.yml',
+        'options': 'options/reference/train_srresnet_x4.yml',
         'name': 'srresnet_mse_x4',
         'model': 'SRResNet-MSE (phase 1: MSE loss)'
     },
     2: {
-        'options': 'options/reference/train_srgan_mse_x4_lease.yml',
+        'options': 'options/reference/train_srgan_mse_x4.yml',
         'name': 'srgan_mse_x4',
         'model': 'SRGAN-MSE (phase 2: MSE content loss + 1e-3 adversarial loss, from phase 1)'
     },
@@ -57,67 +54,6 @@ FP16_MAX = 65504.0
 
 class RecipeError(Exception):
     """A bad input or a failed step: reported as one ``error:`` line."""
-
-
-# ---------------------------------------------------------------------------------------------------------- pack
-def folder_bytes(folder: str) -> int:
-    """Total size in bytes of the regular files under ``folder``."""
-    return sum(osp.getsize(osp.join(root, name)) for root, _, names in os.walk(folder) for name in names)
-
-
-def tracked_bytes(repo: str = REPO) -> int:
-    """Size of the files git would send (tracked + untracked-not-ignored); 0 when git is unavailable."""
-    try:
-        out = subprocess.run(['git', 'ls-files', '-z', '--cached', '--others', '--exclude-standard'],
-                             cwd=repo,
-                             capture_output=True,
-                             check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return 0
-    names = [name for name in out.decode().split('\0') if name]
-    return sum(osp.getsize(osp.join(repo, n)) for n in names if osp.isfile(osp.join(repo, n)))
-
-
-def pack_image(src: str, dst: str) -> None:
-    """Write ``src`` as lossless WebP ``dst`` and check that it decodes to exactly the same pixels."""
-    import cv2
-    import numpy as np
-
-    img = cv2.imread(src, cv2.IMREAD_UNCHANGED)
-    if img is None or img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
-        raise RecipeError(f'{src} is not an 8-bit 3-channel image; pack only handles those')
-    ok, buf = cv2.imencode('.webp', img, [cv2.IMWRITE_WEBP_QUALITY, 101])  # quality > 100: lossless
-    if not ok or not np.array_equal(cv2.imdecode(buf, cv2.IMREAD_UNCHANGED), img):
-        raise RecipeError(f'{src} does not survive lossless WebP bit-exactly; carry it as PNG instead')
-    with open(dst, 'wb') as f:
-        f.write(buf.tobytes())
-
-
-def cmd_pack(args: argparse.Namespace) -> None:
-    """``pack``: lossless WebP copies of the training and benchmark HR images, size-checked against the carry limit."""
-    if osp.exists(args.out):
-        raise RecipeError(f'{args.out} exists; remove it first (pack never writes over a folder)')
-    for name in (*TRAIN_SETS, *BENCHMARK_SETS):
-        source = osp.join(args.shared, name, 'HR')
-        if not osp.isdir(source):
-            raise RecipeError(f'{source} not found; pass --shared, the folder holding {", ".join(TRAIN_SETS)}/HR '
-                              f'and {", ".join(BENCHMARK_SETS)}/HR')
-        os.makedirs(osp.join(args.out, name, 'HR'))
-        for file in sorted(os.listdir(source)):
-            stem = osp.splitext(file)[0]
-            pack_image(osp.join(source, file), osp.join(args.out, name, 'HR', f'{stem}.webp'))
-    check_carry_size(args.out, args.limit_mib)
-
-
-def check_carry_size(folder: str, limit_mib: float) -> None:
-    """Print the folder's and the working tree's sizes; raise when together they exceed ``limit_mib``."""
-    size, tree = folder_bytes(folder), tracked_bytes()
-    total = (size + tree) / 2**20
-    print(f'{folder}: {size / 2**20:.1f} MiB + working tree {tree / 2**20:.1f} MiB = {total:.1f} MiB '
-          f'(limit {limit_mib:g} MiB)')
-    if total > limit_mib:
-        raise RecipeError(f'{folder} and the working tree make {total:.1f} MiB, over the {limit_mib:g} MiB that '
-                          'travels; carry fewer images or prepare on the device from a smaller set')
 
 
 # ------------------------------------------------------------------------------------------------------- prepare
@@ -443,20 +379,15 @@ def build_parser() -> argparse.ArgumentParser:
     """The command line (see the module docstring)."""
     parser = OneLineParser(prog='python recipes/reference_weights.py', description=__doc__.split('\n')[0])
     sub = parser.add_subparsers(dest='command', metavar='COMMAND', required=True)
-    p = sub.add_parser('pack', help='lossless WebP copies of the HR images, to carry (run here)')
-    p.add_argument('--shared', default=osp.join(osp.dirname(REPO), 'shared', 'datasets'))
-    p.add_argument('--out', default='datasets/reference_src')
-    p.add_argument('--limit-mib', type=float, default=CARRY_LIMIT_MIB)
-    p.set_defaults(func=cmd_pack)
-    p = sub.add_parser('prepare', help='291 LMDBs + Set5/Set14 benchmark folders (run on the GPU machine)')
-    p.add_argument('--src', default='datasets/reference_src', help='folder with BSD200/HR T91/HR Set5/HR Set14/HR')
+    p = sub.add_parser('prepare', help='291 LMDBs + Set5/Set14 benchmark folders')
+    p.add_argument('--src', required=True, help='folder with BSD200/HR T91/HR Set5/HR Set14/HR')
     p.add_argument('--out', default='datasets/reference')
     p.add_argument('--workers', type=int, default=min(8, os.cpu_count() or 1))
     p.set_defaults(func=cmd_prepare)
     p = sub.add_parser('train', help='train/resume one phase within a time budget')
     p.add_argument('--phase', type=int, choices=(1, 2), required=True)
     p.add_argument('--budget-minutes', type=float)
-    p.add_argument('--options', help='option file (default: the lease-sized file of the phase)')
+    p.add_argument('--options', help='option file (default: options/reference/ file of the phase)')
     p.add_argument('--finish', action='store_true', help='end the run at the iteration reached (net_g_latest.pth)')
     p.set_defaults(func=cmd_train)
     p = sub.add_parser('package', help='fp16 generators + manifest.json')

@@ -68,9 +68,10 @@ def fp16_model(opt: dict[str, Any]):
 
 
 def pair(phase: int, **speed: Any):
-    """An fp32 eager model and one with ``speed`` options, with the same (fixed) weights."""
+    """An fp32 eager NCHW model and one with ``speed`` options (NCHW unless given), with the same (fixed) weights."""
     torch.manual_seed(0)
-    reference = build_model(small_options(phase))
+    reference = build_model(small_options(phase, channels_last=False))
+    speed = {'channels_last': False, **speed}
     fast = (fp16_model if speed.get('amp') == 'fp16' else build_model)(small_options(phase, **speed))
     for name in ('net_g', 'net_d', 'net_g_ema'):
         if hasattr(reference, name):

@@ -158,7 +158,7 @@ def test_train_bad_input_is_one_line(tmp_path: Path):
     assert result.returncode == 1 and result.stderr.strip() == 'error: option file missing.yml not found'
 
 
-def test_prepare_commands_build_the_lease_options_data_layout(tmp_path: Path):
+def test_prepare_commands_build_the_reference_options_data_layout(tmp_path: Path):
     module = recipe()
     cmds = module.prepare_commands('src', 'datasets/reference', 2)
     folder = cmds[0][cmds[0].index('--out') + 1]
