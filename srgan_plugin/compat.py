@@ -119,11 +119,13 @@ def run_folders_in_cwd() -> None:
 
     @functools.wraps(original_parse)
     def parse_options(root_path: str, is_train: bool = True):
-        from srgan_plugin.options_check import check_options, handled_by_plugin  # late: they import the registries
+        # late: they import the registries
+        from srgan_plugin.options_check import check_option_file, check_options, handled_by_plugin
         from srgan_plugin.training.distributed import normalize_local_rank
 
         sys.argv[1:] = normalize_local_rank(sys.argv[1:])  # patch 5
         _require_option_file(sys.argv[1:])  # patch 6
+        check_option_file(sys.argv[1:], is_train)  # not a compat patch: YAML syntax, what the parser itself indexes
         opt, args = original_parse(working_root(root_path), is_train)
         if handled_by_plugin(opt.get('model_type')):  # not a compat patch: the plugin's checks, for its models only
             check_options(opt, args.opt)

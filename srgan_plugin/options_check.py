@@ -4,7 +4,10 @@ made or any network is built, so that a mistake costs one clear line instead of 
 ``check_options`` is called by the patched ``basicsr.utils.options.parse_options`` (see ``srgan_plugin.compat``) for
 the option files that ``handled_by_plugin`` accepts, so it guards ``python -m basicsr.train`` / ``basicsr.test`` and
 the plugin's own doors alike for the plugin's models, and leaves option files of BasicSR's own models (or another
-project's) to BasicSR. Only problems that would certainly fail later are reported; everything else is left to
+project's) to BasicSR; ``check_option_file`` runs before BasicSR's parser reads the file (YAML syntax, the sections
+the parser indexes). The checks of keys, arguments and values live in ``srgan_plugin.options_schema``, those of what
+the options point at (data, checkpoints, the resumed iteration) in ``srgan_plugin.options_data``. Only problems that
+would certainly fail later, or silently train something else than asked, are reported; everything else is left to
 BasicSR.
 """
 from __future__ import annotations
@@ -14,31 +17,23 @@ import inspect
 import json
 import os
 from os import path as osp
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
 
 import torch
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
 
 from srgan_plugin.archs import SRGANDiscriminator
 from srgan_plugin.archs.discriminator_arch import NORMS
+from srgan_plugin.options_data import check_dataset_files, check_pretrained_generator, check_resume_iteration
+from srgan_plugin.options_schema import (OptionsError, check_schema, check_structure, load_option_file,
+                                         registered_class)
 from srgan_plugin.training.distributed import rank_zero_first
 from srgan_plugin.version import __version__
 
 Opt = Mapping[str, Any]
 LOCAL_BACKENDS = ('disk', 'lmdb')
-
-
-class OptionsError(ValueError):
-    """An option file that cannot work; the message is one line that says what to do."""
-
-
-def registered_class(registry: Any, name: Any) -> Any:
-    """What ``registry.get(name)`` returns (including its ``NAME_basicsr`` fallback), or None; never prints."""
-    if isinstance(name, str):
-        for candidate in (name, f'{name}_basicsr'):
-            if candidate in registry:
-                return dict(iter(registry))[candidate]
-    return None
+OPT_FLAG = '-opt'
+FORCE_FLAG = '--force_yml'
 
 
 def is_plugin_model(cls: Any) -> bool:
@@ -103,7 +98,9 @@ def _where(path: str) -> str:
     return path if osp.isabs(path) else f'{path} (relative to {os.getcwd()})'
 
 
-def check_dataset(phase: str, dataset: Opt) -> None:
+def check_dataset(phase: str, dataset: Opt, scale: Any, training: bool) -> None:
+    """A dataset's roots exist and are what its backend reads; a ``PairedImageDataset``'s data fits the options
+    (``options_data.check_dataset_files``)."""
     backend = (dataset.get('io_backend') or {}).get('type', 'disk')
     if backend not in LOCAL_BACKENDS:
         return  # e.g. memcached: the dataroots are keys on another machine
@@ -115,11 +112,18 @@ def check_dataset(phase: str, dataset: Opt) -> None:
         if _missing(root):
             raise OptionsError(f'{where}: {_where(root)} does not exist; create it with python -m srgan_plugin.prepare '
                                '(README, "Data preparation") or fix the path.')
+        if not osp.isdir(root):
+            kind = 'an LMDB folder (name.lmdb)' if backend == 'lmdb' else 'a folder of images'
+            raise OptionsError(f'{where}: {_where(root)} is a file, not {kind}; point it at the folder.')
         if backend == 'lmdb' and not osp.isfile(osp.join(root, 'meta_info.txt')):
             raise OptionsError(f'{where}: {root} has no meta_info.txt, so it is not a BasicSR LMDB; rebuild it with '
                                'python -m srgan_plugin.prepare (README, "Data preparation").')
         if backend == 'lmdb' and not root.endswith('.lmdb'):
             raise OptionsError(f"{where}: io_backend is lmdb but {root} does not end with '.lmdb'.")
+    paired = registered_class(DATASET_REGISTRY,
+                              dataset.get('type')) is registered_class(DATASET_REGISTRY, 'PairedImageDataset')
+    if paired and isinstance(scale, int):
+        check_dataset_files(phase, dataset, scale, training)
 
 
 def smallest_prepared_size(dataroot_gt: str) -> tuple[int, int] | None:
@@ -143,23 +147,26 @@ def check_crop(opt: Opt) -> None:
         return
     gt_size, scale = train['gt_size'], opt.get('scale', 1)
     if not isinstance(gt_size, int) or gt_size <= 0:
-        raise OptionsError(f'datasets.train.gt_size must be a positive whole number of pixels, got {gt_size!r}.')
+        raise OptionsError(f'datasets.train.gt_size: {gt_size!r} is not valid; write a positive whole number of pixels '
+                           '(the HR crop size).')
     if gt_size % scale:
-        raise OptionsError(f'datasets.train.gt_size ({gt_size}) must be a multiple of scale ({scale}).')
+        raise OptionsError(f'datasets.train.gt_size: {gt_size} is not a multiple of scale ({scale}); write e.g. '
+                           f'{max(scale, gt_size - gt_size % scale)}.')
     smallest = smallest_prepared_size(train['dataroot_gt']) if train.get('dataroot_gt') else None
     if smallest and min(smallest) < gt_size:
-        raise OptionsError(f"datasets.train.gt_size ({gt_size}) is larger than the smallest HR sub-image of "
+        raise OptionsError(f"datasets.train.gt_size: {gt_size} is larger than the smallest HR sub-image of "
                            f"{train['dataroot_gt']} ({smallest[0]}x{smallest[1]}, see its prepare_info.json): "
                            f'rebuild it with --min-size {gt_size} or lower gt_size.')
     net_d = opt.get('network_d') or {}
     if net_d.get('type') == 'SRGANDiscriminator':
         input_size = net_d.get('input_size', _default_of(SRGANDiscriminator, 'input_size'))
         if input_size != gt_size:
-            raise OptionsError(f'network_d.input_size ({input_size}) must equal datasets.train.gt_size ({gt_size}): '
+            raise OptionsError(f'network_d.input_size: {input_size} differs from datasets.train.gt_size ({gt_size}); '
                                'set both to the HR crop size.')
     if net_d.get('type') == 'VGGStyleDiscriminator' and gt_size not in (128, 256):
-        raise OptionsError(f'VGGStyleDiscriminator takes only 128 or 256 px crops but datasets.train.gt_size is '
-                           f'{gt_size}; use type: SRGANDiscriminator with input_size: {gt_size}.')
+        raise OptionsError(f'network_d.type: VGGStyleDiscriminator takes only 128 or 256 px crops but '
+                           f'datasets.train.gt_size is {gt_size}; use type: SRGANDiscriminator with input_size: '
+                           f'{gt_size}.')
 
 
 def check_critic(opt: Opt) -> None:
@@ -272,19 +279,67 @@ def check_speed(opt: Opt) -> None:
 
 
 Check = Callable[[Opt], None]
-CHECKS: tuple[Check, ...] = (check_registered, check_crop, check_critic, check_paths, check_prefetch,
+CHECKS: tuple[Check, ...] = (check_registered, check_schema, check_crop, check_critic, check_paths, check_prefetch,
                              check_typed_options, check_speed)
 
 
 def check_options(opt: Opt, opt_path: str = '<options>') -> None:
-    """Raise ``SystemExit`` with a one-line ``error: FILE: ...`` message when ``opt`` cannot work."""
+    """Raise ``SystemExit`` with a one-line ``error: FILE: ...`` message when ``opt`` cannot work.
+
+    Args:
+        opt: The options as BasicSR's ``parse_options`` returns them.
+        opt_path: The option file, for the message.
+    """
     try:
         for check in CHECKS:
             check(opt)
         for phase, dataset in (opt.get('datasets') or {}).items():
-            check_dataset(phase, dataset)
+            check_dataset(phase, dataset, opt.get('scale'), phase == 'train' and bool(opt.get('is_train')))
+        check_pretrained_generator(opt)
         if opt.get('is_train'):
+            check_resume_iteration(opt)
             with rank_zero_first():  # only rank 0 may download the VGG weights
                 check_losses(opt)
     except OptionsError as error:
         raise SystemExit(f'error: {opt_path}: {error}') from None
+
+
+def option_file_path(argv: Sequence[str]) -> Optional[str]:
+    """The ``FILE`` of ``-opt FILE`` (or ``-opt=FILE``) in ``argv``, or None."""
+    for i, arg in enumerate(argv):
+        if arg == OPT_FLAG and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith(OPT_FLAG + '='):
+            return arg[len(OPT_FLAG) + 1:]
+    return None
+
+
+def forced_model_type(argv: Sequence[str]) -> Optional[str]:
+    """The value of a ``--force_yml model_type=NAME`` entry in ``argv``, or None."""
+    forced, in_force = None, False
+    for arg in argv:
+        if arg.startswith('-'):
+            in_force = arg == FORCE_FLAG
+        elif in_force and arg.partition('=')[0].strip() == 'model_type':
+            forced = arg.partition('=')[2].strip()
+    return forced
+
+
+def check_option_file(argv: Sequence[str], is_train: bool) -> None:
+    """Before BasicSR's parser reads ``-opt FILE``: raise ``SystemExit`` with one ``error: FILE: ...`` line when the
+    file is not valid YAML (line and column), or, for the plugin's models, lacks what the parser itself needs.
+
+    Args:
+        argv: The command-line arguments (``sys.argv[1:]``).
+        is_train: True for ``basicsr.train``, False for ``basicsr.test``.
+    """
+    path = option_file_path(argv)
+    if path is None or not osp.isfile(path):
+        return  # argparse (no -opt) or compat patch 6 (missing file) answers
+    try:
+        opt = load_option_file(path)
+        model_type = forced_model_type(argv) or (opt.get('model_type') if isinstance(opt, Mapping) else None)
+        if handled_by_plugin(model_type):
+            check_structure(opt, is_train)
+    except OptionsError as error:
+        raise SystemExit(f'error: {path}: {error}') from None

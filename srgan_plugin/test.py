@@ -1,12 +1,17 @@
 """``python -m srgan_plugin.test -opt FILE``: BasicSR's test CLI with the plugin imported explicitly and results/ in
 the current working directory."""
 import os
+import sys
+from typing import Optional, Sequence
 
 import srgan_plugin  # noqa: F401  (registration and compatibility patches)
 from basicsr.test import test_pipeline
 
 
-def main() -> None:
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    """Test with the options of ``argv`` (default: the command line; BasicSR's parser reads ``sys.argv``)."""
+    if argv is not None:
+        sys.argv[1:] = list(argv)
     test_pipeline(os.getcwd())
 
 

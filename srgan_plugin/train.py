@@ -16,32 +16,8 @@ from typing import Any, Optional, Sequence
 import yaml
 
 import srgan_plugin  # noqa: F401  (registration and compatibility patches)
-from srgan_plugin.options_check import handled_by_plugin
+from srgan_plugin.options_check import forced_model_type, handled_by_plugin, option_file_path
 from srgan_plugin.training.loop import train_pipeline
-
-OPT_FLAG = '-opt'
-FORCE_FLAG = '--force_yml'
-
-
-def option_file_path(argv: Sequence[str]) -> Optional[str]:
-    """The ``FILE`` of ``-opt FILE`` (or ``-opt=FILE``) in ``argv``, or None."""
-    for i, arg in enumerate(argv):
-        if arg == OPT_FLAG and i + 1 < len(argv):
-            return argv[i + 1]
-        if arg.startswith(OPT_FLAG + '='):
-            return arg[len(OPT_FLAG) + 1:]
-    return None
-
-
-def forced_model_type(argv: Sequence[str]) -> Optional[str]:
-    """The value of a ``--force_yml model_type=NAME`` entry in ``argv``, or None."""
-    forced, in_force = None, False
-    for arg in argv:
-        if arg.startswith('-'):
-            in_force = arg == FORCE_FLAG
-        elif in_force and arg.partition('=')[0].strip() == 'model_type':
-            forced = arg.partition('=')[2].strip()
-    return forced
 
 
 def option_file_model_type(argv: Sequence[str]) -> Any:
@@ -76,7 +52,10 @@ def runs_plugin_loop(argv: Sequence[str]) -> bool:
     return handled_by_plugin(option_file_model_type(argv))
 
 
-def main() -> None:
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    """Train with the options of ``argv`` (default: the command line; BasicSR's parser reads ``sys.argv``)."""
+    if argv is not None:
+        sys.argv[1:] = list(argv)
     if runs_plugin_loop(sys.argv[1:]):
         train_pipeline(os.getcwd())
     else:  # what basicsr/train.py's __main__ block does

@@ -152,7 +152,10 @@ def test_option_checks_run_for_plugin_models_only(tiny_pairs, tmp_path, monkeypa
     import basicsr.utils.options
     monkeypatch.setattr(basicsr.utils.options, 'set_random_seed', lambda seed: None)  # keep this process's RNGs
     for model_type in ('SRModel', 'SRResNetModel'):
-        path = write_options(two_iterations(tiny_pairs, 'gate', model_type, keep_last_states='all'), tmp_path / 'o.yml')
+        opt = two_iterations(tiny_pairs, 'gate', model_type, keep_last_states='all')
+        if not is_train:  # what basicsr.test reads: test_* sets, val.save_img
+            opt.update(datasets={'test_1': opt['datasets']['train']}, val={'save_img': False})
+        path = write_options(opt, tmp_path / 'o.yml')
         monkeypatch.setattr(sys, 'argv', ['basicsr.train', '-opt', str(path)])
         if model_type == 'SRModel':
             opt, _ = basicsr.utils.options.parse_options(str(tmp_path), is_train=is_train)

@@ -96,12 +96,12 @@ def test_lmdb_without_meta_info(good, tmp_path):
 
 def test_gt_size_not_multiple_of_scale(good):
     good['datasets']['train']['gt_size'] = 30
-    assert 'must be a multiple of scale (4)' in error_of(good)
+    assert 'datasets.train.gt_size: 30 is not a multiple of scale (4); write e.g. 28.' in error_of(good)
 
 
 def test_discriminator_crop_mismatch(good):
     good['network_d']['input_size'] = 96
-    assert 'network_d.input_size (96) must equal datasets.train.gt_size (32)' in error_of(good)
+    assert 'network_d.input_size: 96 differs from datasets.train.gt_size (32)' in error_of(good)
 
 
 def test_basicsr_discriminator_with_paper_crop(good):
@@ -186,7 +186,7 @@ def test_odd_shapes_are_one_line_errors(good, where):
         assert "val.metrics.psnr.type: 'None' is not in BasicSR's metric registry" in error_of(good)
     else:
         good['datasets']['train']['gt_size'] = None
-        assert 'gt_size must be a positive whole number of pixels' in error_of(good)
+        assert 'datasets.train.gt_size: None is not valid; write a positive whole number of pixels' in error_of(good)
 
 
 @pytest.mark.parametrize('key,value,message', [
@@ -231,7 +231,10 @@ def test_gradient_penalty_with_basicsrs_vgg_style_critic(good):
 
 @pytest.mark.parametrize('network_d', [{'norm': 'spectral'}, {'norm': 'none'}, {'type': 'UNetDiscriminatorSN'}])
 def test_gradient_penalty_with_a_critic_without_batchnorm_passes(good, network_d):
-    good['network_d'].update(network_d)
+    if 'type' in network_d:  # another class: its own arguments
+        good['network_d'] = {'num_in_ch': 3, 'num_feat': 8, **network_d}
+    else:
+        good['network_d'].update(network_d)
     good['train']['gp_opt'] = GP
     check_options(good, 'x.yml')
 
