@@ -192,6 +192,39 @@ def _open_readonly(lmdb_path: str) -> lmdb.Environment:
     return lmdb.open(lmdb_path, readonly=True, lock=False, readahead=False)
 
 
+def check_lmdb_structure(lmdb_path: str) -> None:
+    """Check, before any value is read, that ``data.mdb`` holds every page its header says the database uses.
+
+    LMDB maps the file into memory: reading a page past the end of a truncated ``data.mdb`` kills the process with
+    SIGBUS (no exception, no message), in ``verify`` and in training alike. Only the two header pages are read here:
+    the newest one gives the last page used and the page size, so ``(last_pgno + 1) * psize`` bytes must be there.
+
+    Args:
+        lmdb_path (str): The ``.lmdb`` folder.
+
+    Raises:
+        ValueError: With a one-line reason (``data.mdb`` missing, empty, not an LMDB, or truncated).
+    """
+    data = osp.join(lmdb_path, 'data.mdb')
+    if not osp.isfile(data):
+        raise ValueError(f'{lmdb_path}: data.mdb is missing')
+    size = osp.getsize(data)
+    if size == 0:
+        raise ValueError(f'{lmdb_path}: data.mdb is empty (0 bytes)')
+    try:
+        env = _open_readonly(lmdb_path)
+    except lmdb.Error as error:
+        reason = str(error).split(': ', 1)[-1]
+        raise ValueError(f'{lmdb_path}: data.mdb is not a readable LMDB ({reason})') from None
+    try:
+        needed = (env.info()['last_pgno'] + 1) * env.stat()['psize']
+    finally:
+        env.close()
+    if size < needed:
+        raise ValueError(f'{lmdb_path}: data.mdb is truncated ({size} bytes; its header says the database needs '
+                         f'{needed})')
+
+
 def lmdb_keys(lmdb_path: str) -> list[str]:
     """All keys stored in the LMDB (sorted, decoded), read without modifying any file."""
     env = _open_readonly(lmdb_path)
@@ -229,8 +262,9 @@ def read_lmdb_image(lmdb_path: str, key: str, flags: int = cv2.IMREAD_UNCHANGED)
 def check_lmdb(lmdb_path: str) -> list[MetaInfo]:
     """Check that a folder is a complete BasicSR LMDB and return its ``meta_info.txt`` entries.
 
-    Complete means: ``data.mdb`` and ``meta_info.txt`` exist, every meta_info line parses, its keys are unique, and
-    they are exactly the keys stored in the database. Image contents are not decoded.
+    Complete means: ``data.mdb`` and ``meta_info.txt`` exist, ``data.mdb`` is as long as its header says
+    (:func:`check_lmdb_structure`), every meta_info line parses, its keys are unique, and they are exactly the keys
+    stored in the database. Image contents are not decoded.
 
     Args:
         lmdb_path (str): The ``.lmdb`` folder.
@@ -244,6 +278,7 @@ def check_lmdb(lmdb_path: str) -> list[MetaInfo]:
     for name in ('data.mdb', META_INFO):
         if not osp.isfile(osp.join(lmdb_path, name)):
             raise ValueError(f'{lmdb_path}: {name} is missing')
+    check_lmdb_structure(lmdb_path)
     entries = read_meta_info(lmdb_path)
     meta_keys = [entry.key for entry in entries]
     if len(set(meta_keys)) != len(meta_keys):

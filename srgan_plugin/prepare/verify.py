@@ -75,6 +75,7 @@ def run(args: argparse.Namespace) -> None:
             print(f'  {problem}')
         if len(error.problems) > MAX_LISTED:
             print(f'  ... and {len(error.problems) - MAX_LISTED} more')
-        raise VerifyError(
-            [f'{" ".join(args.lmdb)} does not verify: {len(error.problems)} problem(s), listed above; '
-             'rebuild it']) from None
+        raise VerifyError([
+            f'{" ".join(args.lmdb)} does not verify: {len(error.problems)} problem(s), listed above; '
+            'rebuild it with python -m srgan_plugin.prepare'
+        ]) from None
