@@ -55,7 +55,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (PrepareError, OSError) as error:
         parser.exit(getattr(error, 'exit_status', 2), f'{PROG} {args.command}: error: {error}\n')
     except KeyboardInterrupt:
-        parser.exit(130, f'{PROG} {args.command}: interrupted; nothing was left at the destination\n')
+        parser.exit(130, f'{PROG} {args.command}: error: interrupted; nothing was left at the destination\n')
     return 0
 
 

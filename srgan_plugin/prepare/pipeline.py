@@ -17,8 +17,11 @@ import collections
 import contextlib
 import dataclasses
 import multiprocessing
+import multiprocessing.pool
+import multiprocessing.resource_tracker
 import os
 import signal
+import threading
 import time
 from os import path as osp
 from typing import Callable, Iterable, Iterator, Optional, Sequence
@@ -166,6 +169,45 @@ def _init_worker() -> None:
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the pool
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])  # blocked by _pool until now
+
+
+HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def _pool(workers: int) -> Iterator[multiprocessing.pool.Pool]:
+    """A pool of ``workers`` processes that never see Ctrl-C, terminated when the block is left.
+
+    Ctrl-C sends SIGINT to every process of the terminal's foreground group: the forkserver while it imports this
+    module, and each worker before its initializer has run, would print a ``KeyboardInterrupt`` traceback, and this
+    process, interrupted inside ``Pool()``, would leave workers behind that fail with tracebacks of their own. So
+    while the pool starts, SIGINT is blocked (the forkserver and the workers inherit the mask; the workers ignore
+    SIGINT, then unblock it), and this process holds SIGINT and SIGTERM and delivers them once inside the block,
+    where leaving it terminates the pool. The resource tracker is started first: starting it unblocks SIGINT.
+    """
+    multiprocessing.resource_tracker.ensure_running()
+    held: list[int] = []
+    in_main = threading.current_thread() is threading.main_thread()  # handlers can only be set there
+    handlers = {signum: signal.signal(signum, lambda n, _: held.append(n)) for signum in HELD_SIGNALS} if in_main \
+        else {}
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGINT])
+
+    def release() -> None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a SIGINT pending here is held
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+
+    try:
+        pool = _pool_context().Pool(workers, initializer=_init_worker)
+    except BaseException:
+        release()
+        raise
+    with pool:
+        release()
+        for signum in dict.fromkeys(held):
+            signal.raise_signal(signum)  # e.g. KeyboardInterrupt, raised here
+        yield pool
 
 
 def _pool_context() -> multiprocessing.context.BaseContext:
@@ -182,7 +224,7 @@ def imap_bounded(func: Callable, items: Iterable, workers: int) -> Iterator:
     """``map(func, items)`` in ``workers`` processes, in order, with at most ``2 * workers`` items in flight.
 
     With ``workers <= 1`` it runs in this process (with one torch thread). Leaving the iteration early (an error,
-    Ctrl-C) terminates the workers.
+    Ctrl-C) terminates the workers; Ctrl-C reaches this process only (:func:`_pool`).
 
     Args:
         func (Callable): A picklable, module-level function of one argument.
@@ -196,7 +238,7 @@ def imap_bounded(func: Callable, items: Iterable, workers: int) -> Iterator:
         with torch_threads(1):
             yield from map(func, items)
         return
-    with _pool_context().Pool(workers, initializer=_init_worker) as pool:
+    with _pool(workers) as pool:
         pending: collections.deque = collections.deque()
         for item in items:
             pending.append(pool.apply_async(func, (item, )))
