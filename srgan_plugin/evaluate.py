@@ -35,7 +35,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from srgan_plugin.inference import checkpoint, imageio
-from srgan_plugin.inference.runtime import InferenceError, log, one_line_errors, resolve_device
+from srgan_plugin.inference.runtime import InferenceError, atomic_output, log, one_line_errors, resolve_device
 from srgan_plugin.inference.tiling import Upscaler
 from srgan_plugin.prepare.imgops import BadImage, center_crop, mod_crop, read_image
 from srgan_plugin.visualize import bicubic_upscale, grid
@@ -303,9 +303,9 @@ def evaluate(args: argparse.Namespace) -> dict:
             results['sets'][set_name] = run_test_only(set_name, set_samples, methods, args)
         else:
             results['sets'][set_name] = evaluate_set(set_name, set_samples, methods, args, lpips_reason is None)
-    with open(osp.join(args.out, 'results.json'), 'w', encoding='utf-8') as f:
+    with atomic_output(osp.join(args.out, 'results.json')) as partial, open(partial, 'w', encoding='utf-8') as f:
         json.dump(results, f, indent=2)
-    with open(osp.join(args.out, 'results.md'), 'w', encoding='utf-8') as f:
+    with atomic_output(osp.join(args.out, 'results.md')) as partial, open(partial, 'w', encoding='utf-8') as f:
         f.write(markdown(results))
     return results
 

@@ -27,7 +27,7 @@ from torch import nn
 
 from srgan_plugin.inference import checkpoint
 from srgan_plugin.inference.bn_fold import fold_batchnorm
-from srgan_plugin.inference.runtime import InferenceError, log, one_line_errors
+from srgan_plugin.inference.runtime import InferenceError, atomic_output, log, one_line_errors
 
 PROG = 'python -m srgan_plugin.export'
 ONNX_TOLERANCE = 1e-4
@@ -117,17 +117,19 @@ def export(args: argparse.Namespace) -> None:
     net, spec = checkpoint.load_generator(args.model)
     folded = fold_batchnorm(net)
     log(f'{args.model}: {spec.describe()}; BatchNorm folded (max abs difference {max_difference(net, folded):.2e})')
-    export_onnx(folded, args.onnx, args.opset)
-    difference = onnx_difference(net, args.onnx)
+    with atomic_output(args.onnx) as partial:  # a file that fails the check (or Ctrl-C) is not left behind
+        export_onnx(folded, partial, args.opset)
+        difference = onnx_difference(net, partial)
+        if difference is not None and difference > ONNX_TOLERANCE:
+            raise InferenceError(f'{args.onnx} differs from PyTorch by {difference:.2e} > {ONNX_TOLERANCE:g}')
     if difference is None:
         log(f'wrote {args.onnx} (not checked: onnxruntime is not installed)')
-    elif difference > ONNX_TOLERANCE:
-        raise InferenceError(f'{args.onnx} differs from PyTorch by {difference:.2e} > {ONNX_TOLERANCE:g}')
     else:
         log(f'wrote {args.onnx}; onnxruntime vs PyTorch on {CHECK_SHAPE}: max abs difference {difference:.2e}')
     if args.torchscript:
-        log(f'wrote {args.torchscript}; reloaded vs PyTorch: max abs difference '
-            f'{export_torchscript(folded, args.torchscript):.2e}')
+        with atomic_output(args.torchscript) as partial:
+            difference = export_torchscript(folded, partial)
+        log(f'wrote {args.torchscript}; reloaded vs PyTorch: max abs difference {difference:.2e}')
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:

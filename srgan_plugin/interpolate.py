@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from srgan_plugin.inference import checkpoint
-from srgan_plugin.inference.runtime import InferenceError, log, one_line_errors
+from srgan_plugin.inference.runtime import InferenceError, atomic_output, log, one_line_errors
 
 PROG = 'python -m srgan_plugin.interpolate'
 
@@ -78,9 +78,8 @@ def interpolate(args: argparse.Namespace) -> checkpoint.ArchSpec:
     checkpoint.build_generator(spec).load_state_dict(mixed, strict=True)  # the result must load
     recipe = {'a': osp.abspath(args.a), 'b': osp.abspath(args.b), 'alpha': args.alpha}
     os.makedirs(osp.dirname(osp.abspath(args.output)), exist_ok=True)
-    partial = f'{args.output}.partial'
-    torch.save({'params': mixed, 'interpolation': recipe}, partial)
-    os.replace(partial, args.output)
+    with atomic_output(args.output) as partial:
+        torch.save({'params': mixed, 'interpolation': recipe}, partial)
     return spec
 
 

@@ -91,8 +91,8 @@ def test_params_ema_is_preferred_then_params(tiny_model: Path, tmp_path: Path) -
 
 
 BAD_CHECKPOINTS = {  # name: (what torch.save writes, expected message)
-    'pickled object': (dict(params=NotAStateDict()), 'needs arbitrary unpickling'),
-    'numpy array': (dict(params=dict(w=np.zeros(3))), 'needs arbitrary unpickling'),
+    'pickled object': (dict(params=NotAStateDict()), 'holds pickled Python objects'),
+    'numpy array': (dict(params=dict(w=np.zeros(3))), 'holds pickled Python objects'),
     'list': ([1, 2, 3], 'holds a list, not a state dict'),
     'training state': (dict(optimizers=[dict(lr=1.0)], iter=5), 'has no params_ema / params'),
     'partial state dict': (dict(params={'conv_first.weight': torch.zeros(8, 3, 9, 9)}), 'not an SRResNet checkpoint'),
@@ -331,4 +331,5 @@ def test_command_line_as_a_user_runs_it(tmp_path: Path, tiny_model: Path) -> Non
     bad = save({'params': NotAStateDict()}, tmp_path / 'evil.pth')
     refused = run([*command, str(bad), '-o', str(tmp_path / 'o2')], cwd=REPO)
     assert refused.returncode == 1 and 'Traceback' not in refused.stderr
-    assert refused.stderr.strip().splitlines()[-1].startswith('error: ') and 'arbitrary unpickling' in refused.stderr
+    last = refused.stderr.strip().splitlines()[-1]
+    assert last.startswith('error: ') and 'holds pickled Python objects' in last and 'weights_only=False' not in last

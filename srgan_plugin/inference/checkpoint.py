@@ -3,8 +3,9 @@
 A BasicSR checkpoint is a dict ``{'params': state_dict}`` and/or ``{'params_ema': state_dict}`` (what
 ``net_g_*.pth`` holds); ``params_ema`` is preferred, as BasicSR's test options do. A bare state dict loads too.
 Files are read with ``torch.load(weights_only=True)``: a file that needs arbitrary unpickling (pickled Python
-objects) is refused, never executed. The architecture (:class:`ArchSpec`) is read from the state dict's key names
-and tensor shapes, so no option file is needed; every failure is an :class:`InferenceError` naming what mismatched.
+objects) is refused, never executed, and so are weights holding NaN or Inf (a diverged training's). The architecture
+(:class:`ArchSpec`) is read from the state dict's key names and tensor shapes, so no option file is needed; every
+failure is an :class:`InferenceError` naming what mismatched.
 """
 from __future__ import annotations
 
@@ -25,8 +26,9 @@ from srgan_plugin.inference.runtime import InferenceError
 from srgan_plugin.training.checkpoints import sha256_of
 
 __all__ = [
-    'ArchSpec', 'read_state_dict', 'select_params', 'infer_arch', 'build_generator', 'random_generator',
-    'load_generator', 'arch_differences', 'require_same_arch', 'resolve_model', 'WEIGHTS_DIR'
+    'ArchSpec', 'load_checkpoint', 'read_state_dict', 'select_params', 'first_nonfinite', 'require_finite',
+    'infer_arch', 'build_generator', 'random_generator', 'load_generator', 'arch_differences', 'require_same_arch',
+    'resolve_model', 'WEIGHTS_DIR'
 ]
 
 WEIGHTS_DIR = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'weights')
@@ -34,10 +36,14 @@ PARAM_KEYS = ('params_ema', 'params')
 REQUIRED_KEYS = ('conv_first.weight', 'prelu_first.weight', 'conv_body.weight', 'bn_body.running_var',
                  'upsample.0.0.weight', 'conv_last.weight')
 # A key that only another architecture has -> its name, to say what a wrong checkpoint is.
-OTHER_ARCHS = (('body.0.rdb1.conv1.weight', 'RRDBNet (ESRGAN)'), ('upconv1.weight',
-                                                                  "MSRResNet (BasicSR's SRResNet, without BatchNorm)"),
-               ('conv_after_body.weight', 'EDSR'), ('features.0.weight', 'a VGG-style network (discriminator?)'),
-               ('conv0_0.weight', 'VGGStyleDiscriminator'), ('classifier.0.weight', 'SRGANDiscriminator'))
+OTHER_ARCHS = (
+    ('body.0.rdb1.conv1.weight', 'RRDBNet (ESRGAN)'),
+    ('upconv1.weight', "MSRResNet (BasicSR's SRResNet, without BatchNorm)"),
+    ('conv_after_body.weight', 'EDSR'),
+    ('classifier.1.weight', 'SRGANDiscriminator (the discriminator, net_d_*.pth; pass the generator, net_g_*.pth)'),
+    ('conv0_0.weight', "VGGStyleDiscriminator (BasicSR's discriminator; pass the generator, net_g_*.pth)"),
+    ('features.0.weight', 'a VGG-style network (a discriminator?)'),
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,8 +63,21 @@ class ArchSpec:
         return f'SRResNet x{self.upscale}, {self.num_feat} features, {self.num_block} blocks{extra}{prelu}'
 
 
-def _torch_load(path: str) -> Any:
-    """``torch.load(path, weights_only=True)`` on CPU, with the failures turned into one-line errors."""
+def load_checkpoint(path: str) -> Any:
+    """``torch.load(path, weights_only=True)`` on CPU, with the failures turned into one-line errors.
+
+    A file that would run code while loading (any pickled object other than tensors and plain containers) is refused,
+    never executed: the error says to re-save its weights as a plain state dict where the file is trusted.
+
+    Args:
+        path (str): The checkpoint.
+
+    Returns:
+        Any: What the file holds (a dict of tensors, or of such dicts).
+
+    Raises:
+        InferenceError: Missing, empty, truncated or non-PyTorch file, or one that needs arbitrary unpickling.
+    """
     if not osp.isfile(path):
         raise InferenceError(f'checkpoint {path} not found')
     try:
@@ -66,16 +85,38 @@ def _torch_load(path: str) -> Any:
     except pickle.UnpicklingError as error:
         if 'Weights only load failed' not in str(error):
             raise InferenceError(f'{path} is not a readable PyTorch checkpoint ({error})') from None
-        found = re.search(r'Unsupported global: GLOBAL (\S+)', str(error))
+        found = re.search(r'GLOBAL ([\w.]*\w)', str(error))
         what = f' (it pickles {found.group(1)})' if found else ''
-        raise InferenceError(f'{path} needs arbitrary unpickling{what}, which is refused (weights_only=True); '
-                             'if you trust it, re-save its state dict as torch.save({"params": state_dict}, ...)') \
-            from None
+        raise InferenceError(
+            f'{path} holds pickled Python objects{what}, which can run code when loaded, so it is '
+            'refused; if you trust where it comes from, load it there and re-save the weights alone as '
+            'a plain state dict: torch.save(net.state_dict(), path)') from None
     except (EOFError, RuntimeError, KeyError, ValueError, OSError) as error:
         first = str(error).split('. ')[0].strip()
         reason = first if isinstance(error, (RuntimeError, OSError)) and first else type(error).__name__
         raise InferenceError(f'{path} is not a readable PyTorch checkpoint ({reason}); '
                              'an empty, truncated or non-PyTorch file?') from None
+
+
+def first_nonfinite(state: dict[str, Tensor]) -> Optional[tuple[str, int]]:
+    """The first floating-point tensor of ``state`` holding NaN or Inf and how many do, or None when all are finite."""
+    bad = [key for key, value in state.items() if value.is_floating_point() and not torch.isfinite(value).all()]
+    return (bad[0], len(bad)) if bad else None
+
+
+def require_finite(state: dict[str, Tensor], where: str) -> None:
+    """Raise an :class:`InferenceError` naming the first tensor of ``state`` that holds NaN or Inf.
+
+    Args:
+        state (dict[str, Tensor]): A state dict.
+        where (str): The file (and key) it was read from, for the message.
+    """
+    found = first_nonfinite(state)
+    if found:
+        key, count = found
+        more = f' (and {count - 1} more tensors)' if count > 1 else ''
+        raise InferenceError(f'{where}: {key} holds NaN or Inf values{more}, so the network would output nothing '
+                             'useful; the training that wrote it diverged: use an earlier checkpoint')
 
 
 def select_params(obj: Any, path: str) -> dict[str, Tensor]:
@@ -87,6 +128,9 @@ def select_params(obj: Any, path: str) -> dict[str, Tensor]:
 
     Returns:
         dict[str, Tensor]: The state dict, a leading ``module.`` (DataParallel) removed from its keys.
+
+    Raises:
+        InferenceError: No state dict in ``obj``, or one holding NaN / Inf values.
     """
     if not isinstance(obj, dict):
         raise InferenceError(f'{path} holds a {type(obj).__name__}, not a state dict or a BasicSR checkpoint')
@@ -97,12 +141,13 @@ def select_params(obj: Any, path: str) -> dict[str, Tensor]:
         keys = ', '.join(map(str, list(obj)[:5]))
         raise InferenceError(f'{where} is not a state dict (a dict of tensors) and has no params_ema / params '
                              f'(keys: {keys}); pass a BasicSR generator checkpoint (net_g_*.pth)')
+    require_finite(state, where)
     return {(k[7:] if k.startswith('module.') else k): v for k, v in state.items()}
 
 
 def read_state_dict(path: str) -> dict[str, Tensor]:
     """Load ``path`` safely and return the generator's state dict (see :func:`select_params`)."""
-    return select_params(_torch_load(path), path)
+    return select_params(load_checkpoint(path), path)
 
 
 def _indices(state: dict[str, Tensor], pattern: str) -> list[int]:

@@ -1,14 +1,21 @@
-"""What the inference commands share: the error type they turn into one ``error:`` line, device and precision
-choice, and recognising out-of-memory errors."""
+"""What the inference commands share: the error type they turn into one ``error:`` line (Ctrl-C and SIGTERM too),
+files written whole or not at all, device and precision choice, and recognising out-of-memory errors."""
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import sys
-from typing import Iterator
+import threading
+from os import path as osp
+from typing import Any, Iterator
 
 import torch
 
-__all__ = ['InferenceError', 'one_line_errors', 'resolve_device', 'resolve_dtype', 'is_out_of_memory', 'log']
+__all__ = [
+    'InferenceError', 'one_line_errors', 'atomic_output', 'resolve_device', 'resolve_dtype', 'is_out_of_memory', 'log'
+]
+INTERRUPTED = 'error: interrupted; the files written so far are complete, and no partial file was left'
 
 DTYPES = {'fp32': torch.float32, 'fp16': torch.float16, 'bf16': torch.bfloat16}
 
@@ -19,11 +26,57 @@ class InferenceError(ValueError):
 
 @contextlib.contextmanager
 def one_line_errors() -> Iterator[None]:
-    """Context manager for CLIs: an :class:`InferenceError` becomes ``SystemExit('error: ...')`` (status 1)."""
+    """Context manager for CLIs: an :class:`InferenceError` becomes ``SystemExit('error: ...')`` (status 1); Ctrl-C
+    and SIGTERM end with one ``error: interrupted`` line and status 130 (outputs are written through
+    :func:`atomic_output` or :func:`~srgan_plugin.inference.imageio.write_image`, so none is left half-written)."""
     try:
-        yield
+        with _sigterm_as_interrupt():
+            yield
     except InferenceError as error:
         raise SystemExit(f'error: {error}') from None
+    except KeyboardInterrupt:
+        sys.stderr.write(f'{INTERRUPTED}\n')
+        raise SystemExit(130) from None
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises ``KeyboardInterrupt`` inside the block, so that it cleans up as Ctrl-C does (main thread only,
+    where Python delivers signals)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def atomic_output(path: str) -> Iterator[str]:
+    """Write ``path`` whole or not at all: yields a temporary name beside it (``.<stem>.partial<ext>``, the same
+    extension for writers that go by it), renamed over ``path`` when the block ends without error and removed
+    otherwise (an error, Ctrl-C).
+
+    Args:
+        path (str): The output file; its folder must exist.
+
+    Yields:
+        str: The name to write to.
+    """
+    stem, ext = osp.splitext(osp.basename(path))
+    partial = osp.join(osp.dirname(path) or '.', f'.{stem}.partial{ext}')
+    try:
+        yield partial
+        os.replace(partial, path)
+    finally:
+        if osp.exists(partial):
+            os.remove(partial)
 
 
 def log(message: str) -> None:
