@@ -10,7 +10,8 @@ in addition:
 - resume restores every rank's RNG states and the position inside the epoch: on CPU with 0 data workers a run
   killed and resumed ends bit-identical to an uninterrupted one;
 - validation is sharded across ranks (``DistributedMixin``) and never changes the training RNG stream;
-- ``logger.save_on_signal`` (default true): SIGTERM/SIGINT save a training state, then exit with 128 + signal;
+- ``logger.save_on_signal`` (default true): SIGTERM/SIGINT save a training state, then exit with 128 + signal; the
+  DataLoader workers ignore both, so a signal to the whole process group (Ctrl-C, a scheduler) ends the same way;
 - ``logger.keep_last_states`` (default null = all): older states and their networks are removed after a save;
 - non-finite losses skip steps (``train.max_nonfinite_steps``); errors end with one ``error:`` line.
 """
@@ -20,6 +21,7 @@ import datetime
 import itertools
 import logging
 import math
+import sys
 import time
 from dataclasses import dataclass
 from os import path as osp
@@ -39,7 +41,7 @@ from srgan_plugin.models.checkpointing import AtomicCheckpointMixin, NonFiniteWe
 from srgan_plugin.models.nonfinite import NonFiniteLossError
 from srgan_plugin.training import checkpoints
 from srgan_plugin.training.distributed import gather_objects, is_distributed, leave, rank, world_size
-from srgan_plugin.training.signals import StopRequest
+from srgan_plugin.training.signals import StopRequest, quiet_workers, workers_start_deaf
 from srgan_plugin.training.state import ResumableSampler, capture_rng, preserved_rng, restore_rng
 
 Opt = dict[str, Any]
@@ -121,6 +123,7 @@ class Trainer:
                     dist=opt['dist'],
                     sampler=sampler,
                     seed=opt['manual_seed'])
+                quiet_workers(train_loader)  # only this process reacts to SIGTERM / Ctrl-C
                 per_epoch = math.ceil(len(train_set) * ratio / (dataset_opt['batch_size_per_gpu'] * opt['world_size']))
                 self.logger.info(f'Training statistics:\n\tNumber of train images: {len(train_set)}'
                                  f'\n\tDataset enlarge ratio: {ratio}'
@@ -159,10 +162,11 @@ class Trainer:
         """The batches of ``epoch`` after the first ``skip`` (restoring the resumed RNG once the loader exists)."""
         self.sampler.set_epoch(epoch)
         self.sampler.start_at(skip * self.train_loader.batch_size)
-        if self.opt['datasets']['train'].get('prefetch_mode') == 'cuda':
-            prefetcher = CUDAPrefetcher(self.train_loader, self.opt)
-        else:
-            prefetcher = CPUPrefetcher(self.train_loader)  # creating the loader iterator draws from torch's RNG
+        with workers_start_deaf():  # creating the loader iterator starts the workers (and draws from torch's RNG)
+            if self.opt['datasets']['train'].get('prefetch_mode') == 'cuda':
+                prefetcher = CUDAPrefetcher(self.train_loader, self.opt)
+            else:
+                prefetcher = CPUPrefetcher(self.train_loader)
         if self.rng is not None:
             restore_rng(self.rng)
             self.rng = None
@@ -274,6 +278,15 @@ def setup_run(opt: Opt, args: Any, resumed: bool) -> tuple[logging.Logger, Any]:
 
 def train_pipeline(root_path: str) -> None:
     """``basicsr.train.train_pipeline`` with the guarantees listed in this module's docstring."""
+    try:
+        _train_pipeline(root_path)
+    except KeyboardInterrupt:  # Ctrl-C before the loop, a second one in it, or with logger.save_on_signal: false
+        sys.stderr.write('error: interrupted; the training states saved so far are intact: continue from the newest '
+                         'with --auto_resume\n')
+        raise SystemExit(130) from None
+
+
+def _train_pipeline(root_path: str) -> None:
     # BasicSR's parser, patched by compat: cwd root, option checks, init_dist with gloo or NCCL
     opt, args = basicsr_options.parse_options(root_path, is_train=True)
     opt['root_path'] = root_path
