@@ -22,8 +22,9 @@ Patches:
        spellings.
     6. A missing ``-opt FILE`` ends with one line instead of BasicSR's ``FileNotFoundError`` traceback.
 
-These apply to every option file. The plugin's option checks (``srgan_plugin.options_check``, run by the patched
-``parse_options``) apply only to the option files of the plugin's models (``options_check.handled_by_plugin``).
+These apply to every option file. The plugin's checks, run by the patched ``parse_options`` (of the files behind the
+options, ``srgan_plugin.data_check``, then of the options, ``srgan_plugin.options_check``), apply only to the option
+files of the plugin's models (``options_check.handled_by_plugin``).
 The training loop itself (resume on CPU, atomic checkpoints, distributed validation) cannot be patched: it lives in
 ``basicsr/train.py``'s ``__main__`` code. ``python -m basicsr.train`` therefore runs the plugin's loop
 (``srgan_plugin.training.loop``) for the plugin's models, and BasicSR's own ``train_pipeline`` for any other
@@ -121,6 +122,7 @@ def run_folders_in_cwd() -> None:
     def parse_options(root_path: str, is_train: bool = True):
         # late: they import the registries
         from srgan_plugin.options_check import check_option_file, check_options, handled_by_plugin
+        from srgan_plugin.data_check import check_data
         from srgan_plugin.training.distributed import normalize_local_rank
 
         sys.argv[1:] = normalize_local_rank(sys.argv[1:])  # patch 5
@@ -128,6 +130,7 @@ def run_folders_in_cwd() -> None:
         check_option_file(sys.argv[1:], is_train)  # not a compat patch: YAML syntax, what the parser itself indexes
         opt, args = original_parse(working_root(root_path), is_train)
         if handled_by_plugin(opt.get('model_type')):  # not a compat patch: the plugin's checks, for its models only
+            check_data(opt, args.opt)  # damaged or unsafe files first: the option checks read some of them
             check_options(opt, args.opt)
         return opt, args
 
