@@ -34,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description='Upscale images with an SRResNet/SRGAN checkpoint.')
     parser.add_argument('-i', '--input', required=True, help='image file or folder of images')
     parser.add_argument('-o', '--output', required=True, help='output folder (or output file for one input file)')
-    parser.add_argument('--model', help='BasicSR checkpoint (params_ema, else params); default: shipped weights')
+    parser.add_argument('--model', help='BasicSR checkpoint (params_ema, else params) or a shipped model name '
+                        '(srresnet, srgan); default: the shipped default model')
     parser.add_argument('-s', '--outscale', type=float, help="final scale (default: the model's); Lanczos resize")
     parser.add_argument(
         '--tile',

@@ -150,6 +150,27 @@ def test_shipped_weights_manifest(tmp_path: Path, tiny_model: Path) -> None:
         checkpoint.resolve_model(None, str(tmp_path / 'w'))
 
 
+def test_shipped_models_by_name(tmp_path: Path, tiny_model: Path) -> None:
+    weights = tmp_path / 'w'
+    weights.mkdir()
+    models = {}
+    for name in ('srresnet_mse_x4', 'srgan_mse_x4'):
+        (weights / f'{name}.pth').write_bytes(tiny_model.read_bytes())
+        models[name] = {'file': f'{name}.pth', 'sha256': sha(tiny_model)}
+    (weights / 'manifest.json').write_text(json.dumps({'default': 'srgan_mse_x4', 'models': models}))
+    for given, name in (('srresnet', 'srresnet_mse_x4'), ('SRGAN', 'srgan_mse_x4'), ('srgan_mse_x4', 'srgan_mse_x4'),
+                        (None, 'srgan_mse_x4')):
+        assert checkpoint.resolve_model(given, str(weights)) == str(weights / f'{name}.pth')
+    assert checkpoint.resolve_model(str(tiny_model), str(weights)) == str(tiny_model)  # a path stays a path
+    with pytest.raises(InferenceError, match=r'no such shipped model; shipped: srgan_mse_x4, srresnet_mse_x4'):
+        checkpoint.resolve_model('esrgan', str(weights))
+    with pytest.raises(InferenceError, match='no weights are shipped'):
+        checkpoint.resolve_model('srgan', str(tmp_path / 'none'))
+    (weights / 'srresnet_mse_x4.pth').write_bytes(b'damaged')
+    with pytest.raises(InferenceError, match='damaged'):
+        checkpoint.resolve_model('srresnet', str(weights))
+
+
 # --- tiling ----------------------------------------------------------------------------------------------------------
 
 

@@ -290,12 +290,30 @@ def require_same_arch(a: ArchSpec, b: ArchSpec, name_a: str, name_b: str) -> Non
                              'both must be the same SRResNet')
 
 
+def shipped_models(weights_dir: str = WEIGHTS_DIR) -> Optional[dict[str, Any]]:
+    """The manifest of the shipped weights (``<weights_dir>/manifest.json``), or None when none are shipped."""
+    manifest = osp.join(weights_dir, 'manifest.json')
+    if not osp.isfile(manifest):
+        return None
+    with open(manifest, encoding='utf-8') as f:
+        return json.load(f)
+
+
+def _shipped_name(name: str, models: dict[str, Any]) -> Optional[str]:
+    """The shipped model ``name`` stands for: a manifest name, or the one name starting with ``name_`` (``srgan``)."""
+    if name in models:
+        return name
+    matches = [key for key in models if key.startswith(f'{name.lower()}_')]
+    return matches[0] if len(matches) == 1 else None
+
+
 def resolve_model(path: Optional[str], weights_dir: str = WEIGHTS_DIR) -> str:
-    """``--model``, or the shipped default weights when it is not given.
+    """``--model``: a checkpoint path, the name of a shipped model (``srresnet``, ``srgan`` or a manifest name), or
+    None for the shipped default.
 
     Shipped weights are listed in ``<weights_dir>/manifest.json``:
-    ``{"default": "NAME", "models": {"NAME": {"file": "NAME.pth", "sha256": "..."}}}`` (``sha256`` optional, checked
-    when present). None are shipped yet.
+    ``{"default": "NAME", "models": {"NAME": {"file": "NAME.pth", "sha256": "..."}}}``; the sha256 is checked, and a
+    mismatch is an error, never a fallback.
 
     Args:
         path (str | None): The ``--model`` argument.
@@ -304,17 +322,21 @@ def resolve_model(path: Optional[str], weights_dir: str = WEIGHTS_DIR) -> str:
     Returns:
         str: The checkpoint to load.
     """
-    if path:
-        return path
-    manifest = osp.join(weights_dir, 'manifest.json')
-    if not osp.isfile(manifest):
-        raise InferenceError('no shipped weights in srgan_plugin/weights/ yet; pass --model PATH '
+    if path and (osp.exists(path) or osp.sep in path or path.endswith(('.pth', '.pt'))):
+        return path  # a file: a missing or unreadable one is reported by the loader
+    listing = shipped_models(weights_dir)
+    if listing is None:
+        hint = f'{path!r} is not a file, and ' if path else ''
+        raise InferenceError(f'{hint}no weights are shipped in {weights_dir}; pass --model PATH '
                              '(a BasicSR generator checkpoint, e.g. experiments/NAME/models/net_g_latest.pth)')
-    with open(manifest, encoding='utf-8') as f:
-        listing = json.load(f)
-    entry = listing['models'][listing['default']]
+    models = listing['models']
+    name = _shipped_name(path, models) if path else listing['default']
+    if name is None:
+        raise InferenceError(f'--model {path}: no such file and no such shipped model; shipped: '
+                             f'{", ".join(sorted(models))} (default {listing["default"]}), or pass a checkpoint path')
+    entry = models[name]
     weights = osp.join(weights_dir, entry['file'])
-    if not osp.isfile(weights) or ('sha256' in entry and sha256_of(weights) != entry['sha256']):
+    if not osp.isfile(weights) or sha256_of(weights) != entry.get('sha256'):
         raise InferenceError(f'shipped weights {weights} are missing or damaged (sha256 mismatch); reinstall the '
                              'package or pass --model PATH')
     return weights
