@@ -177,19 +177,15 @@ def check_lmdb_pair(where: str, hr_root: str, lr_root: str, scale: int, training
 def checkpoint_state(path: str, param_key: Any) -> dict[str, torch.Tensor]:
     """The state dict BasicSR's ``load_network`` would take from ``path`` with ``param_key`` (it falls back to
     ``params`` when ``param_key`` is missing), read with ``weights_only=True``."""
-    from srgan_plugin.inference.checkpoint import read_state_dict, select_params
+    from srgan_plugin.inference.checkpoint import load_checkpoint, read_state_dict, select_params
     from srgan_plugin.inference.runtime import InferenceError
 
     try:
-        if param_key is None:
-            return read_state_dict(path)
-        obj = torch.load(path, map_location='cpu', weights_only=True)
+        obj = read_state_dict(path) if param_key is None else load_checkpoint(path)
     except InferenceError as error:
         raise OptionsError(f'path.pretrain_network_g: {error}.') from None
-    except Exception as error:  # the same failures read_state_dict reports, for files it would reject
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise OptionsError(f'path.pretrain_network_g: {path} is not a readable PyTorch checkpoint ({first}).') \
-            from None
+    if param_key is None:
+        return obj
     if not isinstance(obj, dict):
         raise OptionsError(f'path.pretrain_network_g: {path} holds a {type(obj).__name__}, not a BasicSR checkpoint.')
     key = param_key if param_key in obj else 'params' if 'params' in obj else None
