@@ -594,8 +594,8 @@ def check_train_values(opt: Opt) -> None:
     for key, block in train.items():
         if str(key).startswith('optim_') and isinstance(block, Mapping):
             lr = number(block.get('lr'), f'train.{key}.lr', 'a positive learning rate, e.g. !!float 1e-4')
-            if lr <= 0:
-                raise OptionsError(f'train.{key}.lr: {lr!r} is not positive; write a positive learning rate, e.g. '
+            if lr < 0:  # 0 is allowed: it freezes a network
+                raise OptionsError(f'train.{key}.lr: {lr!r} is negative; write a positive learning rate, e.g. '
                                    '!!float 1e-4.')
             decay = number(block.get('weight_decay', 0), f'train.{key}.weight_decay', 'a number >= 0')
             if decay < 0:

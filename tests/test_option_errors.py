@@ -225,7 +225,7 @@ CASES = (
     Case('gt_size_not_multiple', 'phase1', setitem('datasets.train.gt_size', 30), 'datasets.train.gt_size',
          ('not a multiple of scale (4)', 'write e.g. 28')),
     Case('total_iter_zero', 'phase1', setitem('train.total_iter', 0), 'train.total_iter', ('0 is not valid', )),
-    Case('lr_negative', 'phase2', setitem('train.optim_d.lr', -1e-4), 'train.optim_d.lr', ('not positive', )),
+    Case('lr_negative', 'phase2', setitem('train.optim_d.lr', -1e-4), 'train.optim_d.lr', ('is negative', )),
     Case('lr_as_text', 'phase1', setitem('train.optim_g.lr', '1e-4'), 'train.optim_g.lr',
          ("'1e-4' is text, not a number", 'write 1.0e-4 or !!float 1e-4')),
     Case('val_freq_zero', 'phase1', setitem('val.val_freq', 0), 'val.val_freq', ('0 is not valid', )),

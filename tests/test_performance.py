@@ -33,8 +33,8 @@ TOLERANCE: dict[str, Tolerance] = {
     'fp32': {
         'loss': (1e-5, 1e-5),
         'cosine': (0.99999, 0.9999),
-        'norm': (1e-4, 1e-4)
-    },  # other memory format
+        'norm': (1e-4, 5e-4)
+    },  # other memory format; D's gradient norm moved by 1.6e-4 on an AVX2-only CPU (other NHWC kernels)
 }
 D_SIDE_LOSSES = ('l_d_', 'l_g_gan')
 BATCH, CROP = 4, 64
