@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import sys
-import threading
 from os import path as osp
-from typing import Any, Iterator
+from typing import Iterator
 
 import torch
+
+from srgan_plugin.interrupts import sigterm_as_interrupt
 
 __all__ = [
     'InferenceError', 'one_line_errors', 'atomic_output', 'resolve_device', 'resolve_dtype', 'is_out_of_memory', 'log'
@@ -30,31 +30,13 @@ def one_line_errors() -> Iterator[None]:
     and SIGTERM end with one ``error: interrupted`` line and status 130 (outputs are written through
     :func:`atomic_output` or :func:`~srgan_plugin.inference.imageio.write_image`, so none is left half-written)."""
     try:
-        with _sigterm_as_interrupt():
+        with sigterm_as_interrupt():
             yield
     except InferenceError as error:
         raise SystemExit(f'error: {error}') from None
     except KeyboardInterrupt:
         sys.stderr.write(f'{INTERRUPTED}\n')
         raise SystemExit(130) from None
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM raises ``KeyboardInterrupt`` inside the block, so that it cleans up as Ctrl-C does (main thread only,
-    where Python delivers signals)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 @contextlib.contextmanager

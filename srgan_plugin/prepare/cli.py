@@ -8,11 +8,9 @@ that does not verify), without a traceback.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import signal
-import threading
-from typing import Any, Iterator, Optional, Sequence
+from typing import Optional, Sequence
 
+from srgan_plugin.interrupts import sigterm_as_interrupt
 from srgan_plugin.prepare import benchmark, demo, div2k, folder, verify
 from srgan_plugin.prepare.staging import PrepareError
 
@@ -50,7 +48,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        with _sigterm_as_interrupt():
+        with sigterm_as_interrupt():
             args.func(args)
     except (PrepareError, OSError) as error:
         parser.exit(getattr(error, 'exit_status', 2), f'{PROG} {args.command}: error: {error}\n')
@@ -59,19 +57,3 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return 0
 
 
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """Turn SIGTERM (``kill``, a job scheduler's stop) into ``KeyboardInterrupt`` inside the block, so that staged
-    outputs are cleaned up as on Ctrl-C. Only in the main thread, where Python delivers signals."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
