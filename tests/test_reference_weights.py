@@ -134,7 +134,7 @@ def test_train_stops_at_budget_resumes_and_finishes(tmp_path: Path, paired_folde
     opt['val']['val_freq'] = 10**6
     write_options(opt, tmp_path / 'tiny.yml')
     train = [str(SCRIPT), 'train', '--phase', '1', '--options', 'tiny.yml']
-    first = run([*train, '--budget-minutes', '0.15'], cwd=tmp_path, env={'OMP_NUM_THREADS': '1'})
+    first = run([*train, '--budget-minutes', '0.4'], cwd=tmp_path, env={'OMP_NUM_THREADS': '1'})
     assert first.returncode == 143, first.stdout[-2000:] + first.stderr[-2000:]
     assert 'continue' in first.stdout
     recipe_module = recipe()
@@ -142,7 +142,7 @@ def test_train_stops_at_budget_resumes_and_finishes(tmp_path: Path, paired_folde
     reached = recipe_module.latest_state(str(experiment))
     assert reached > 0 and f'iteration {reached} of' in first.stdout
     assert not (experiment / 'models' / 'net_g_latest.pth').exists()
-    second = run([*train, '--budget-minutes', '0.15'], cwd=tmp_path, env={'OMP_NUM_THREADS': '1'})
+    second = run([*train, '--budget-minutes', '0.4'], cwd=tmp_path, env={'OMP_NUM_THREADS': '1'})
     assert second.returncode == 143, second.stderr[-2000:]
     assert recipe_module.latest_state(str(experiment)) > reached
     logs = ''.join(log.read_text() for log in experiment.glob('train_*.log'))
