@@ -1,6 +1,6 @@
 # Two commands do everything on a fresh machine (Python >= 3.9 with venv):
 #   make demo   set up .venv, build the demo data, train both phases, test them, write the comparison image
-#   make test   set up .venv and run the test suite (what CI runs)
+#   make test   set up .venv and run the test suite, one worker per core (what CI runs)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -29,7 +29,7 @@ demo: setup
 		-o results/demo_comparison.png
 
 test: setup
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --dist loadfile
 
 clean-demo:
 	rm -rf datasets/demo experiments/demo_* results/test_demo_* results/demo_comparison.png

@@ -77,7 +77,7 @@ setup(
         'tqdm',
     ],
     extras_require={
-        'test': ['pytest>=7', 'setuptools>=70', 'wheel'],
+        'test': ['pytest>=7', 'pytest-xdist>=3', 'setuptools>=70', 'wheel'],
         # python -m srgan_plugin.export: torch's ONNX exporter needs onnx + onnxscript (and torch 2.5 for its
         # dynamic_shapes / external_data arguments); onnxruntime checks parity
         'export': ['torch>=2.5', 'onnx==1.23.2', 'onnxscript==0.7.2', 'onnxruntime==1.31.1'],

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,11 @@ import numpy as np
 import pytest
 import yaml
 
-import srgan_plugin  # noqa: F401  (registration; makes basicsr importable)
+if os.environ.get('PYTEST_XDIST_WORKER'):  # parallel workers share the cores: one OpenMP thread each (before torch)
+    os.environ.setdefault('OMP_NUM_THREADS', '1')
+
+import srgan_plugin  # noqa: F401,E402  (registration; makes basicsr importable)
+from launcher import python
 
 REPO = Path(__file__).resolve().parents[1]
 OPTIONS = REPO / 'options'
@@ -96,16 +99,11 @@ def tiny_training_options(phase: int, data: tuple[Path, Path], name: str, iters:
 def run(args: list[str],
         cwd: Path,
         env: dict[str, str] | None = None,
-        timeout: int = 600) -> subprocess.CompletedProcess:
-    """Run ``python ARGS`` the way a user would (same interpreter, no PYTHONPATH tricks)."""
-    full_env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
-    full_env.update(env or {})
-    return subprocess.run([sys.executable, *args],
-                          cwd=cwd,
-                          env=full_env,
-                          capture_output=True,
-                          text=True,
-                          timeout=timeout)
+        timeout: int = 600,
+        fresh: bool = False) -> subprocess.CompletedProcess:
+    """Run ``python ARGS`` the way a user would (no PYTHONPATH), forked from a pre-imported interpreter unless
+    ``fresh`` (see launcher.py for what each shows)."""
+    return python(args, cwd, env, timeout, fresh)
 
 
 @pytest.fixture(scope='session')

@@ -159,6 +159,7 @@ def test_discriminator_state_dict_round_trip(norm: str):
     assert torch.equal(trained.eval()(x), fresh.eval()(x))
 
 
+@pytest.mark.slow
 def test_discriminator_spectral_norm_constrains_every_layer():
     """Each layer's weight (as a matrix) has spectral norm 1 however large the learned weight grows."""
     net = tiny_discriminator('spectral')

@@ -12,6 +12,8 @@ import torch
 
 from conftest import REPO, make_paired_folder, run, tiny_training_options, write_options
 
+pytestmark = pytest.mark.slow  # fresh interpreters (start-up and import order)
+
 PTH = 'srgan_plugin_autoload.pth'
 
 
@@ -29,7 +31,8 @@ def test_pth_is_installed_and_tiny():
 
 def test_interpreter_start_imports_no_torch(tmp_path):
     installed_pth()
-    result = run(['-c', 'import sys; print("torch" in sys.modules, "srgan_plugin" in sys.modules)'], cwd=tmp_path)
+    code = 'import sys; print("torch" in sys.modules, "srgan_plugin" in sys.modules)'
+    result = run(['-c', code], cwd=tmp_path, fresh=True)
     assert result.stdout.split() == ['False', 'False'], result.stderr
 
 
@@ -37,7 +40,7 @@ def test_import_basicsr_registers_the_plugin(tmp_path):
     installed_pth()
     code = ('import basicsr, sys; from basicsr.utils.registry import ARCH_REGISTRY, MODEL_REGISTRY; '
             'print("srgan_plugin" in sys.modules, "SRResNet" in ARCH_REGISTRY, "SRGANPluginModel" in MODEL_REGISTRY)')
-    result = run(['-c', code], cwd=tmp_path)
+    result = run(['-c', code], cwd=tmp_path, fresh=True)
     assert result.stdout.split() == ['True', 'True', 'True'], result.stderr
 
 
@@ -51,7 +54,7 @@ def test_environment_variable_turns_it_off(tmp_path):
         '    pass  # without the plugin, basicsr 1.4.2 cannot import under torchvision >= 0.17 (BasicSR #663)',
         'print("srgan_plugin" in sys.modules)',
     ])
-    result = run(['-c', code], cwd=tmp_path, env={'SRGAN_PLUGIN_AUTOLOAD': '0'})
+    result = run(['-c', code], cwd=tmp_path, env={'SRGAN_PLUGIN_AUTOLOAD': '0'}, fresh=True)
     assert result.stdout.strip().splitlines()[-1] == 'False', result.stderr
 
 
@@ -65,7 +68,7 @@ def test_plugin_first_then_basicsr_order_also_works(tmp_path):
     """``import srgan_plugin`` before basicsr (hook off): the patches reach modules that bound names already."""
     code = ('import srgan_plugin, basicsr.train, basicsr.utils.options as o; '
             'print(basicsr.train.parse_options is o.parse_options, "compat" in o.parse_options.__code__.co_filename)')
-    result = run(['-c', code], cwd=tmp_path, env={'SRGAN_PLUGIN_AUTOLOAD': '0'})
+    result = run(['-c', code], cwd=tmp_path, env={'SRGAN_PLUGIN_AUTOLOAD': '0'}, fresh=True)
     assert result.stdout.split() == ['True', 'True'], result.stderr
 
 
@@ -85,7 +88,7 @@ def test_basicsr_found_by_another_finder_still_loads_the_plugin(tmp_path):
         'import basicsr',
         'print(EditableFinder.used, "srgan_plugin" in sys.modules)',
     ])
-    result = run(['-c', code], cwd=tmp_path)
+    result = run(['-c', code], cwd=tmp_path, fresh=True)
     assert result.stdout.split() == ['True', 'True'], result.stderr
 
 
@@ -95,9 +98,9 @@ def test_python_m_basicsr_train_runs_the_plugins_loop_but_import_is_unchanged(tm
     code = ('import importlib.util, basicsr.train as t; spec = importlib.util.find_spec("basicsr.train"); '
             'print(hasattr(t, "train_pipeline"), t.__file__.endswith("basicsr/train.py"), '
             '"srgan_plugin.train" in spec.loader.get_code("basicsr.train").co_names)')
-    result = run(['-c', code], cwd=tmp_path)
+    result = run(['-c', code], cwd=tmp_path, fresh=True)
     assert result.stdout.split() == ['True', 'True', 'True'], result.stderr
-    missing = run(['-m', 'basicsr.train', '-opt', 'missing.yml'], cwd=tmp_path)
+    missing = run(['-m', 'basicsr.train', '-opt', 'missing.yml'], cwd=tmp_path, fresh=True)
     assert missing.returncode == 1 and missing.stderr.strip().splitlines()[-1] == (
         'error: -opt missing.yml: no such option file')
 
@@ -168,7 +171,7 @@ def test_option_checks_run_for_plugin_models_only(tiny_pairs, tmp_path, monkeypa
 def test_basicsr_train_runs_the_plugins_loop_for_a_plugin_model(tiny_pairs, tmp_path):
     installed_pth()
     write_options(two_iterations(tiny_pairs, 'ours', 'SRResNetModel'), tmp_path / 'ours.yml')
-    result = run(['-m', 'basicsr.train', '-opt', 'ours.yml'], cwd=tmp_path)
+    result = run(['-m', 'basicsr.train', '-opt', 'ours.yml'], cwd=tmp_path, fresh=True)
     assert result.returncode == 0, result.stderr[-3000:]
     log = next((tmp_path / 'experiments' / 'ours').glob('train_ours_*.log')).read_text()
     assert 'Model [SRResNetModel] is created' in log and 'Total iters: 2.' in log and 'Total epochs' not in log
@@ -181,7 +184,7 @@ def test_basicsr_train_runs_basicsrs_loop_for_a_basicsr_model(tiny_pairs, tmp_pa
     installed_pth()
     opt = two_iterations(tiny_pairs, 'theirs', 'SRModel', keep_last_states='all')  # the plugin's checks refuse 'all'
     write_options(opt, tmp_path / 'theirs.yml')
-    result = run(['-m', 'basicsr.train', '-opt', 'theirs.yml'], cwd=tmp_path)
+    result = run(['-m', 'basicsr.train', '-opt', 'theirs.yml'], cwd=tmp_path, fresh=True)
     assert result.returncode == 0, result.stderr[-3000:]
     log = next((tmp_path / 'experiments' / 'theirs').glob('train_theirs_*.log')).read_text()
     assert 'Model [SRModel] is created' in log and 'Network [SRResNet] is created' in log

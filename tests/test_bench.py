@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+from launcher import python
 from srgan_plugin.bench import data, measure
 from srgan_plugin.bench.cases import Case
 
@@ -44,14 +43,15 @@ def test_basicsr_gan_needs_its_discriminator_sizes():
     assert Case('plugin', 2, 16, 96).unsupported is None
 
 
+@pytest.mark.slow
 def test_every_section_end_to_end(tmp_path):
     out = tmp_path / 'bench.json'
     cmd = [
-        sys.executable, '-m', 'srgan_plugin.bench', '--device', 'cpu', '--batch', '1', '--crops', '128', '--variants',
+        '-m', 'srgan_plugin.bench', '--device', 'cpu', '--batch', '1', '--crops', '128', '--variants',
         'fp32', '--warmup', '0', '--repeats', '1', '--infer-size', '8', '--workers', '0', '--json',
         str(out)
     ]
-    result = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    result = python(cmd, tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert '## Training step' in result.stdout and '| 128 | 2 | BasicSR SRGANModel |' in result.stdout
     report = json.loads(out.read_text())

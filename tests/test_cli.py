@@ -10,6 +10,8 @@ import torch
 from conftest import load_options, run, shared_dataset, tiny_training_options, write_options
 from srgan_plugin.compat import basicsr_install_root
 
+pytestmark = pytest.mark.slow  # the user's commands, trainings included
+
 
 @pytest.fixture(scope='module')
 def two_phases(paired_folder, tmp_path_factory) -> Path:
@@ -63,7 +65,7 @@ def test_basicsr_test_on_set5(two_phases):
     opt['network_g'].update(num_feat=8, num_block=1)
     opt['path']['pretrain_network_g'] = 'experiments/cli_p2/models/net_g_latest.pth'
     write_options(opt, two_phases / 'test.yml')
-    result = run(['-m', 'basicsr.test', '-opt', 'test.yml'], cwd=two_phases)
+    result = run(['-m', 'basicsr.test', '-opt', 'test.yml'], cwd=two_phases, fresh=True)
     assert result.returncode == 0, result.stderr[-3000:]
     out = two_phases / 'results' / 'cli_test'
     assert sorted(p.stem for p in (out / 'visualization' / 'Set5').glob('*.png')) == sorted(

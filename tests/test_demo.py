@@ -9,6 +9,8 @@ import pytest
 
 from conftest import OPTIONS, load_options, run
 
+pytestmark = pytest.mark.slow  # the demo pipeline end to end
+
 SHORT = ('train:total_iter=4 val:val_freq=4 logger:print_freq=2 logger:save_checkpoint_freq=4 '
          'datasets:train:num_worker_per_gpu=0 num_gpu=0').split()
 

@@ -1,5 +1,5 @@
 """Distributed training on CPU with gloo, as CI can run it: torchrun, torch.distributed.launch and SLURM-style
-launches of ``python -m basicsr.train``, sharded validation equal to single-process validation, and kill-and-resume
+launches of ``python -m basicsr.train``, sharded validation equal to single-process validation, and SIGTERM-and-resume
 of a 2-process run."""
 from __future__ import annotations
 
@@ -13,21 +13,33 @@ import pytest
 import torch
 
 from conftest import load_options, make_paired_folder, write_options
-from training_helpers import (SAVE_FREQ, differing_tensors, experiment, fault_options, free_port, kill_group, start,
-                              torchrun, train, user_env, wait_for, wait_for_log, write_run)
+from launcher import popen, python, user_env
+from training_helpers import (SAVE_FREQ, differing_tensors, experiment, fault_options, free_port, start, torchrun,
+                              train, wait_for, write_run)
 
 from srgan_plugin.archs import SRResNet
 from srgan_plugin.training import distributed
 
+pytestmark = pytest.mark.slow  # multi-process trainings (torchrun, torch.distributed.launch, SLURM)
 
-@pytest.mark.parametrize('phase', [1, 2], ids=['phase1', 'phase2'])
-def test_torchrun_two_cpu_processes_gloo(tmp_path, paired_folder, phase):
+
+def distributed_launch(nproc: int = 2) -> list[str]:
+    """torch.distributed.launch (deprecated, still used): it passes ``--local-rank=N`` to the script (BasicSR #626)."""
+    return [
+        sys.executable, '-m', 'torch.distributed.launch', f'--nproc_per_node={nproc}', '--master_addr=127.0.0.1',
+        f'--master_port={free_port()}'
+    ]
+
+
+@pytest.mark.parametrize('phase, launcher', [(1, distributed_launch), (2, torchrun)],
+                         ids=['phase1-torch.distributed.launch', 'phase2-torchrun'])
+def test_two_cpu_processes_gloo(tmp_path, paired_folder, phase, launcher):
     opt = fault_options(phase, paired_folder, f'ddp{phase}')
     opt['train']['total_iter'] = 8
     opt['logger'].update(save_checkpoint_freq=4, print_freq=4)
     opt['val']['val_freq'] = 4
     write_run(opt, tmp_path)
-    result = train(tmp_path, '--launcher', 'pytorch', launcher=torchrun(2))
+    result = train(tmp_path, '--launcher', 'pytorch', launcher=launcher(2))
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     log = result.stdout + result.stderr
     assert 'World size (gpu number): 2' in log
@@ -36,20 +48,6 @@ def test_torchrun_two_cpu_processes_gloo(tmp_path, paired_folder, phase):
     assert sorted(p.name for p in (run / 'training_states').iterdir()) == ['4.state', '8.state']
     state = torch.load(run / 'training_states' / '8.state', weights_only=True)
     assert state['loop']['world_size'] == 2 and len(state['loop']['rng']) == 2
-
-
-def test_torch_distributed_launch_and_its_local_rank_argument(tmp_path, paired_folder):
-    """torch.distributed.launch passes --local-rank=N (BasicSR #626): accepted."""
-    opt = fault_options(1, paired_folder, 'launch')
-    opt['train']['total_iter'] = 2
-    write_run(opt, tmp_path)
-    launcher = [
-        sys.executable, '-m', 'torch.distributed.launch', '--nproc_per_node=2', '--master_addr=127.0.0.1',
-        f'--master_port={free_port()}', '-m'
-    ]
-    result = train(tmp_path, '--launcher', 'pytorch', launcher=launcher)
-    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
-    assert (experiment(tmp_path, 'launch') / 'models' / 'net_g_latest.pth').exists()
 
 
 def test_slurm_launcher_two_tasks(tmp_path, paired_folder):
@@ -61,20 +59,15 @@ def test_slurm_launcher_two_tasks(tmp_path, paired_folder):
     procs = []
     for proc_id in range(2):
         env = {
-            **user_env(), 'SLURM_PROCID': str(proc_id),
+            'SLURM_PROCID': str(proc_id),
             'SLURM_LOCALID': str(proc_id),
             'SLURM_NTASKS': '2',
             'SLURM_NODELIST': 'localhost',
             'MASTER_ADDR': '127.0.0.1',
             'MASTER_PORT': port
         }
-        procs.append(
-            subprocess.Popen([sys.executable, '-m', 'basicsr.train', '-opt', 'options.yml', '--launcher', 'slurm'],
-                             cwd=tmp_path,
-                             env=env,
-                             stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT,
-                             text=True))
+        procs.append(popen(['-m', 'basicsr.train', '-opt', 'options.yml', '--launcher', 'slurm'], tmp_path, env,
+                           merge_stderr=True))
     outputs = [p.communicate(timeout=300)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
     assert 'World size (gpu number): 2' in outputs[0]
@@ -119,19 +112,21 @@ def test_distributed_validation_equals_single_process_exactly(tmp_path):
     }
     (tmp_path / 'probe.py').write_text(VALIDATE)
     results = {}
-    for mode, launcher, extra in (('single', [sys.executable], []), ('ddp', torchrun(2), ['--launcher', 'pytorch'])):
+    for mode in ('single', 'ddp'):
         cwd = tmp_path / mode
         cwd.mkdir()
         write_options(opt, cwd / 'options.yml')
         out = cwd / 'metrics.json'
-        result = subprocess.run([*launcher, str(tmp_path / 'probe.py'), '-opt', 'options.yml', *extra],
-                                cwd=cwd,
-                                env={
-                                    **user_env(), 'METRICS_OUT': str(out)
-                                },
-                                capture_output=True,
-                                text=True,
-                                timeout=300)
+        args = [str(tmp_path / 'probe.py'), '-opt', 'options.yml']
+        if mode == 'single':
+            result = python(args, cwd, {'METRICS_OUT': str(out)}, timeout=300)
+        else:
+            result = subprocess.run([*torchrun(2), *args, '--launcher', 'pytorch'],
+                                    cwd=cwd,
+                                    env=user_env({'METRICS_OUT': str(out)}),
+                                    capture_output=True,
+                                    text=True,
+                                    timeout=300)
         output = result.stdout + result.stderr
         assert result.returncode == 0, output[:3000] + '\n...\n' + output[-3000:]
         results[mode] = json.loads(out.read_text())
@@ -141,39 +136,30 @@ def test_distributed_validation_equals_single_process_exactly(tmp_path):
     assert results['ddp'] == results['single']
 
 
-def test_two_process_run_killed_and_resumed_matches_uninterrupted(tmp_path, paired_folder):
-    opt = fault_options(2, paired_folder, 'ddpkill')
+def test_sigterm_to_torchrun_saves_one_state_for_both_ranks_and_resumes_bit_identically(tmp_path, paired_folder):
+    """SIGTERM to torchrun only, as a scheduler sends it: it forwards the signal to both workers, which agree on one
+    iteration, save one training state and exit; --auto_resume then ends where an uninterrupted run does."""
+    opt = fault_options(2, paired_folder, 'ddpterm')
     opt['train']['total_iter'] = 30
-    for name in ('reference', 'killed'):
+    for name in ('reference', 'stopped'):
         write_run(opt, tmp_path / name)
     reference = train(tmp_path / 'reference', '--launcher', 'pytorch', launcher=torchrun(2))
     assert reference.returncode == 0, (reference.stdout + reference.stderr)[-4000:]
-    process = start(tmp_path / 'killed', '--launcher', 'pytorch', launcher=torchrun(2))
-    wait_for(experiment(tmp_path / 'killed', 'ddpkill') / 'training_states' / f'{SAVE_FREQ}.state', process)
-    kill_group(process)  # torchrun and both workers
-    resumed = train(tmp_path / 'killed', '--launcher', 'pytorch', '--auto_resume', launcher=torchrun(2))
+    process = start(tmp_path / 'stopped', '--launcher', 'pytorch', launcher=torchrun(2))
+    states = experiment(tmp_path / 'stopped', 'ddpterm') / 'training_states'
+    wait_for(states / f'{SAVE_FREQ}.state', process)
+    process.send_signal(signal.SIGTERM)
+    output = process.communicate(timeout=120)[0]
+    assert process.returncode != 0 and 'SIGTERM received: training state of iter' in output, output[-3000:]
+    newest = max(states.glob('*.state'), key=lambda path: int(path.stem))
+    loop = torch.load(newest, weights_only=True)['loop']
+    assert loop['world_size'] == 2 and len(loop['rng']) == 2
+    resumed = train(tmp_path / 'stopped', '--launcher', 'pytorch', '--auto_resume', launcher=torchrun(2))
     assert resumed.returncode == 0, (resumed.stdout + resumed.stderr)[-4000:]
-    runs = [experiment(tmp_path / name, 'ddpkill') for name in ('reference', 'killed')]
+    assert f'iter: {newest.stem}.' in resumed.stderr + resumed.stdout
+    runs = [experiment(tmp_path / name, 'ddpterm') for name in ('reference', 'stopped')]
     for net in ('net_g_latest.pth', 'net_d_latest.pth'):
         assert differing_tensors(*runs, net) == []
-
-
-def test_sigterm_to_torchrun_saves_one_state_for_both_ranks(tmp_path, paired_folder):
-    opt = fault_options(1, paired_folder, 'ddpterm')
-    opt['train']['total_iter'] = 100000
-    opt['logger'].update(save_checkpoint_freq=100000, print_freq=5)
-    write_run(opt, tmp_path)
-    process = start(tmp_path, '--launcher', 'pytorch', launcher=torchrun(2))
-    run = experiment(tmp_path, 'ddpterm')
-    wait_for_log(run, 'iter:      10,', process)
-    process.send_signal(signal.SIGTERM)  # to torchrun only, as a scheduler would; it forwards it to the workers
-    output = process.communicate(timeout=120)[0]
-    assert process.returncode != 0
-    assert 'SIGTERM received: training state of iter' in output, output[-3000:]
-    states = list((run / 'training_states').glob('*.state'))
-    assert len(states) == 1
-    loop = torch.load(states[0], weights_only=True)['loop']
-    assert loop['world_size'] == 2 and len(loop['rng']) == 2
 
 
 def test_local_rank_spelling_is_normalised():

@@ -56,6 +56,7 @@ def set5_psnr(net: torch.nn.Module, pairs: list[tuple[np.ndarray, np.ndarray]]) 
     return float(np.mean(scores))
 
 
+@pytest.mark.slow
 def test_ema_generator_scores_at_least_the_live_one_on_real_images():
     train = [read_rgb(p) for p in sorted(shared_dataset('T91').joinpath('HR').glob('*.png'))[:40]]
     train = [img for img in train if min(img.shape[:2]) >= CROP]

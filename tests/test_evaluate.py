@@ -130,6 +130,7 @@ def install_fake_lpips_backbone(hub: Path) -> None:
     torch.save(torchvision.models.alexnet().state_dict(), hub / 'checkpoints' / metrics.LPIPS_BACKBONE_FILE)
 
 
+@pytest.mark.slow
 def test_lpips_is_registered_only_when_available(offline_hub: Path, capsys: pytest.CaptureFixture) -> None:
     from basicsr.metrics import calculate_metric
     from basicsr.utils.registry import METRIC_REGISTRY
@@ -148,6 +149,7 @@ def test_lpips_is_registered_only_when_available(offline_hub: Path, capsys: pyte
     assert calculate_metric({'img': a, 'img2': b}, opt) > 0
 
 
+@pytest.mark.slow
 def test_evaluate_reports_lpips_when_available(offline_hub: Path, data_root: Path, tmp_path: Path) -> None:
     pytest.importorskip('lpips', reason='the lpips package is not installed (optional extra)')
     install_fake_lpips_backbone(offline_hub)

@@ -47,6 +47,7 @@ def test_folding_removes_batchnorm_and_keeps_outputs(spec: ArchSpec) -> None:
     assert (outputs(dropped, x) - outputs(net, x)).abs().max() > 1e-2
 
 
+@pytest.mark.slow
 @needs_onnx
 def test_onnx_parity_dynamic_size_and_torchscript(tmp_path: Path, tiny_model: Path) -> None:
     import onnx

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import shutil
 import signal
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 import torch
 
+from launcher import python
 from training_helpers import (ITERS, SAVE_FREQ, differing_tensors, experiment, fault_options, kill_group, start, train,
-                              user_env, wait_for, wait_for_log, write_run)
+                              wait_for, wait_for_log, write_run)
+
+pytestmark = pytest.mark.slow  # every test trains through python -m basicsr.train
 
 NETS = {1: ['net_g'], 2: ['net_g', 'net_d']}
 
@@ -81,12 +82,7 @@ main()
 def test_sigkill_during_a_save_resumes_from_the_previous_complete_state(reference, tmp_path, paired_folder):
     phase, _, ref = reference
     write_run(fault_options(phase, paired_folder, ref.name), tmp_path)
-    killed = subprocess.run([sys.executable, '-c', KILL_DURING_STATE_SAVE],
-                            cwd=tmp_path,
-                            env=user_env(),
-                            capture_output=True,
-                            text=True,
-                            timeout=300)
+    killed = python(['-c', KILL_DURING_STATE_SAVE], tmp_path, timeout=300)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     run = experiment(tmp_path, ref.name)
     states = run / 'training_states'
@@ -190,7 +186,7 @@ def test_unit_atomic_save_leaves_old_file_when_killed(tmp_path):
         os.fsync = lambda fd: os.kill(os.getpid(), signal.SIGKILL)
         atomic_save({{'v': torch.zeros(1000)}}, {str(tmp_path / 'f.pth')!r})
     ''')
-    result = subprocess.run([sys.executable, '-c', script], env=user_env(), capture_output=True, timeout=120)
+    result = python(['-c', script], tmp_path, timeout=120)
     assert result.returncode == -signal.SIGKILL
     assert torch.equal(torch.load(tmp_path / 'f.pth', weights_only=True)['v'], torch.ones(3))
     assert len(list(tmp_path.glob('.f.pth.tmp-*'))) == 1

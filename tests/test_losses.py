@@ -165,6 +165,7 @@ def test_range_norm_maps_minus_one_one_to_zero_one(content_loss_22: nn.Module) -
 # ---------------------------------------------------------------- weight policy
 
 
+@pytest.mark.slow
 def test_full_and_features_only_state_dicts_load_identically(tmp_path, torchvision_state_dict,
                                                              full_weights_file) -> None:
     features_path = tmp_path / 'features.pth'

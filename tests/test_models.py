@@ -292,6 +292,7 @@ def test_ema_average_is_basicsrs_arithmetic_bit_for_bit():
     assert not torch.equal(ours.net_g_ema.conv_first.weight, ours.net_g.conv_first.weight)
 
 
+@pytest.mark.slow
 def test_gan_step_logs_the_content_to_adversarial_balance_at_the_first_iterations(monkeypatch):
     from srgan_plugin.models import srgan_model
     lines: list[str] = []

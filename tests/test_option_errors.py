@@ -445,6 +445,7 @@ def test_shipped_option_files_pass_the_key_checks(world, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize('mistake', ['yaml_syntax', 'dataset_key'])
+@pytest.mark.slow
 def test_basicsr_train_prints_one_line(mistake, world, tmp_path):
     """End to end: ``python -m basicsr.train`` (through the autoload hook) exits 1 with the line, no traceback."""
     case = CASE[mistake]

@@ -17,6 +17,8 @@ import torchvision
 
 from conftest import REPO, run
 
+pytestmark = pytest.mark.slow  # builds wheels in fresh interpreters
+
 PTH = 'srgan_plugin_autoload.pth'
 PTH_LINE = 'import _srgan_plugin_autoload; _srgan_plugin_autoload.install()'
 
@@ -34,7 +36,7 @@ def source_copy(tmp_path_factory) -> Path:
 
 def build(source: Path, hook: str, out: Path) -> Path:
     code = f'import setuptools.build_meta as b; print(b.{hook}({str(out)!r}))'
-    result = run(['-c', code], cwd=source)
+    result = run(['-c', code], cwd=source, fresh=True)
     assert result.returncode == 0, result.stderr[-2000:]
     return out / result.stdout.strip().splitlines()[-1]
 

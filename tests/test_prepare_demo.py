@@ -4,8 +4,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
-import sys
 from os import path as osp
 
 import cv2
@@ -16,6 +14,7 @@ import srgan_plugin  # noqa: F401  (makes basicsr importable with current torch)
 from basicsr.data.paired_image_dataset import PairedImageDataset
 from basicsr.utils.matlab_functions import imresize
 
+from launcher import python
 from srgan_plugin.prepare import demo
 from srgan_plugin.prepare.cli import main
 from srgan_plugin.prepare.imgops import extract_subimages, subimage_starts
@@ -214,12 +213,12 @@ def test_interrupted_build_leaves_nothing(tmp_path, monkeypatch: pytest.MonkeyPa
     assert os.listdir(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_cli_error_is_one_line_without_traceback(tmp_path) -> None:
     out = tmp_path / 'taken'
     out.mkdir()
     (out / 'x').write_text('x')
-    cmd = [sys.executable, '-m', 'srgan_plugin.prepare', 'demo', '--out', str(out)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    proc = python(['-m', 'srgan_plugin.prepare', 'demo', '--out', str(out)], tmp_path, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.count('\n') == 1 and proc.stderr.startswith('python -m srgan_plugin.prepare demo: error:')
     assert 'Traceback' not in proc.stderr and os.listdir(out) == ['x']

@@ -6,8 +6,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from os import path as osp
 from pathlib import Path
@@ -17,6 +15,7 @@ import numpy as np
 import pytest
 from basicsr.data.paired_image_dataset import PairedImageDataset
 
+from launcher import popen
 from conftest import OPTIONS, load_options, run, synthetic_image
 from srgan_plugin.prepare import pipeline
 from srgan_plugin.prepare.cli import main
@@ -129,6 +128,7 @@ def test_rerun_skips_and_nothing_changes(inputs: Path, built: Path, capsys: pyte
     assert snapshot(built) == before_out and snapshot(inputs) == before_in
 
 
+@pytest.mark.slow
 def test_more_workers_same_bytes(inputs: Path, built: Path, tmp_path: Path) -> None:
     out = tmp_path / 'w2'
     assert main(
@@ -245,15 +245,12 @@ def test_killed_while_moving_into_place_is_recovered(inputs: Path, tmp_path: Pat
     assert not staging.exists() and sorted(os.listdir(out)) == sorted([HR_DB, LR_DB, KEYS_FILE, MANIFEST])
 
 
+@pytest.mark.slow
 def test_sigterm_leaves_nothing(tmp_path: Path) -> None:
     hr = make_hr_folder(tmp_path / 'hr', [(256, 256)] * 40)
     out = tmp_path / 'out'
-    cmd = [
-        sys.executable, '-m', 'srgan_plugin.prepare', 'folder', '--hr',
-        str(hr), '--out',
-        str(out), *CROP, '--workers', '1'
-    ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = popen(['-m', 'srgan_plugin.prepare', 'folder', '--hr', str(hr), '--out', str(out), *CROP, '--workers', '1'],
+                 tmp_path)
     deadline = time.monotonic() + 120
     while not osp.exists(staging_path(str(out))) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -283,6 +280,7 @@ def test_291_options_differ_from_div2k_only_in_data() -> None:
     assert pretrain == f'experiments/{name}/models/net_g_latest.pth'
 
 
+@pytest.mark.slow
 def test_lmdb_trains_with_the_291_options(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     make_hr_folder(tmp_path / 'in' / 'BSD', [(250, 300), (130, 180)])
     make_hr_folder(tmp_path / 'in' / 'T91', [(100, 140), (78, 78)], prefix='t')

@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import lmdb
 import pytest
 
+from launcher import python
 from srgan_plugin.prepare.cli import main
 from test_prepare_subimages import make_hr_folder, snapshot
 
@@ -98,8 +97,9 @@ def test_wrong_scale_and_incomplete(copy: Path, capsys: pytest.CaptureFixture) -
     assert status == 1 and 'meta_info.txt is missing' in out
 
 
+@pytest.mark.slow
 def test_cli_exit_status(good: Path, tmp_path: Path) -> None:
-    cmd = [sys.executable, '-m', 'srgan_plugin.prepare', 'verify', str(good / HR_DB), str(tmp_path / 'x.lmdb')]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    proc = python(['-m', 'srgan_plugin.prepare', 'verify', str(good / HR_DB), str(tmp_path / 'x.lmdb')], tmp_path,
+                  timeout=120, fresh=True)  # one prepare command as a user starts it
     assert proc.returncode == 1 and 'x.lmdb: data.mdb is missing' in proc.stdout
     assert proc.stderr.startswith('python -m srgan_plugin.prepare verify: error:') and proc.stderr.count('\n') == 1

@@ -94,6 +94,7 @@ def test_damaged_packaged_file_is_refused(packaged):
         resolve_model(None, weights_dir=str(out))
 
 
+@pytest.mark.slow
 def test_package_refusals(tmp_path: Path, packaged, capsys):
     out, _, _ = packaged
     ckpt, _ = stand_in(tmp_path, 'again', 3)
@@ -114,6 +115,7 @@ def test_package_refusals(tmp_path: Path, packaged, capsys):
     assert set(json.loads((out / 'manifest.json').read_text())['models']) == {'srgan_mse_x4'}
 
 
+@pytest.mark.slow
 def test_packaged_file_is_a_pretrain_network_g(tmp_path: Path, packaged, paired_folder):
     out, _, _ = packaged
     opt = tiny_training_options(1, paired_folder, 'from_shipped', iters=1)
@@ -128,13 +130,14 @@ def test_packaged_file_is_a_pretrain_network_g(tmp_path: Path, packaged, paired_
     assert torch.equal(saved['params']['conv_first.weight'], shipped['conv_first.weight'].float())
 
 
+@pytest.mark.slow
 def test_train_stops_at_budget_resumes_and_finishes(tmp_path: Path, paired_folder):
     opt = tiny_training_options(1, paired_folder, 'budget', iters=10**7)
     opt['logger'].update(print_freq=10**6, save_checkpoint_freq=10**6, use_tb_logger=False, save_on_signal=True)
     opt['val']['val_freq'] = 10**6
     write_options(opt, tmp_path / 'tiny.yml')
     train = [str(SCRIPT), 'train', '--phase', '1', '--options', 'tiny.yml']
-    first = run([*train, '--budget-minutes', '0.4'], cwd=tmp_path, env={'OMP_NUM_THREADS': '1'})
+    first = run([*train, '--budget-minutes', '0.4'], cwd=tmp_path)
     assert first.returncode == 143, first.stdout[-2000:] + first.stderr[-2000:]
     assert 'continue' in first.stdout
     recipe_module = recipe()
@@ -142,16 +145,14 @@ def test_train_stops_at_budget_resumes_and_finishes(tmp_path: Path, paired_folde
     reached = recipe_module.latest_state(str(experiment))
     assert reached > 0 and f'iteration {reached} of' in first.stdout
     assert not (experiment / 'models' / 'net_g_latest.pth').exists()
-    second = run([*train, '--budget-minutes', '0.4'], cwd=tmp_path, env={'OMP_NUM_THREADS': '1'})
-    assert second.returncode == 143, second.stderr[-2000:]
-    assert recipe_module.latest_state(str(experiment)) > reached
+    done = run([*train, '--finish'], cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
     logs = ''.join(log.read_text() for log in experiment.glob('train_*.log'))
     assert f'iter: {reached}' in logs  # the second run started where the first stopped
-    done = run([*train, '--finish'], cwd=tmp_path, env={'OMP_NUM_THREADS': '1'})
-    assert done.returncode == 0, done.stderr[-2000:]
     assert (experiment / 'models' / 'net_g_latest.pth').exists()
 
 
+@pytest.mark.slow
 def test_train_bad_input_is_one_line(tmp_path: Path):
     result = run([str(SCRIPT), 'train', '--phase', '1', '--options', 'missing.yml', '--budget-minutes', '1'],
                  cwd=tmp_path)

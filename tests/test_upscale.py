@@ -343,10 +343,11 @@ def test_argument_errors(tmp_path: Path, tiny_model: Path) -> None:
                      'cuda')
 
 
+@pytest.mark.slow
 def test_command_line_as_a_user_runs_it(tmp_path: Path, tiny_model: Path) -> None:
     img = write(tmp_path / 'a.png', synthetic_image(10, 10, seed=11))
     command = ['-m', 'srgan_plugin.upscale', '-i', str(img), '--model']
-    ok = run([*command, str(tiny_model), '-o', str(tmp_path / 'out')], cwd=REPO)
+    ok = run([*command, str(tiny_model), '-o', str(tmp_path / 'out')], cwd=REPO, fresh=True)
     assert ok.returncode == 0, ok.stderr
     assert cv2.imread(str(tmp_path / 'out' / 'a_out.png')).shape == (40, 40, 3)
     bad = save({'params': NotAStateDict()}, tmp_path / 'evil.pth')

@@ -12,7 +12,6 @@ import hashlib
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import time
 import traceback
@@ -23,6 +22,7 @@ import cv2
 import lmdb
 import pytest
 import torch
+from launcher import Popen, popen
 from conftest import load_options, make_paired_folder, synthetic_image, tiny_training_options, write_options
 
 from srgan_plugin import evaluate, export, interpolate, upscale
@@ -609,12 +609,6 @@ def test_evaluate_ctrl_c_keeps_the_previous_results(world: World, tmp_path: Path
 # --- signals and SIGBUS: subprocesses ---------------------------------------------------------------------------------
 
 
-def user_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
-    env.setdefault('OMP_NUM_THREADS', '1')
-    return env
-
-
 def run_forked(command: str, argv: list[str], cwd: Path, captured: Path) -> tuple[int, str, str]:
     """``main(argv)`` in a forked copy of this process (no start-up cost, unlike a subprocess): a crash such as SIGBUS
     kills the copy, not the test run. Returns the status as the shell reports it (128 + signal for a crash), stdout
@@ -647,6 +641,7 @@ def run_forked(command: str, argv: list[str], cwd: Path, captured: Path) -> tupl
 
 
 @pytest.mark.parametrize('command', ['prepare', 'train'])
+@pytest.mark.slow
 def test_truncated_lmdb_is_one_line_not_sigbus(command: str, world: World, tmp_path: Path) -> None:
     """LMDB maps data.mdb into memory: reading past the end of a truncated file was SIGBUS (exit 135, no message), in
     ``prepare verify`` and in training. Run in a forked copy of this process, so that a crash would not end the test
@@ -684,7 +679,7 @@ def test_data_workers_ignore_ctrl_c_and_sigterm() -> None:
     assert [int(batch) for batch in batches] == list(range(1, 40))
 
 
-def wait_until(condition: Callable[[], bool], process: subprocess.Popen, timeout: float = 240) -> None:
+def wait_until(condition: Callable[[], bool], process: Popen, timeout: float = 240) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert process.poll() is None, f'ended early (rc {process.returncode}): {process.communicate()[1][-3000:]}'
@@ -692,6 +687,7 @@ def wait_until(condition: Callable[[], bool], process: subprocess.Popen, timeout
         time.sleep(0.02)
 
 
+@pytest.mark.slow
 def test_prepare_ctrl_c_with_two_workers(world: World, tmp_path: Path) -> None:
     """Ctrl-C (SIGINT to the whole process group) while 2 workers prepare: one line, no worker traceback, nothing at
     the destination."""
@@ -700,17 +696,8 @@ def test_prepare_ctrl_c_with_two_workers(world: World, tmp_path: Path) -> None:
     for i in range(16):
         cv2.imwrite(str(photos / f'p{i:02d}.png'), synthetic_image(192, 192, seed=i))
     before = digest(photos)
-    process = subprocess.Popen([
-        sys.executable, '-m', 'srgan_plugin.prepare', 'folder', '--hr',
-        str(photos), '--out',
-        str(tmp_path / 'out'), '--workers', '2'
-    ],
-                               cwd=tmp_path,
-                               env=user_env(),
-                               stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE,
-                               text=True,
-                               start_new_session=True)
+    process = popen(['-m', 'srgan_plugin.prepare', 'folder', '--hr', str(photos), '--out', str(tmp_path / 'out'),
+                     '--workers', '2'], tmp_path)
     wait_until(lambda: (tmp_path / '.out.partial').exists(), process)  # the pool is starting
     time.sleep(0.5)
     os.killpg(process.pid, signal.SIGINT)
@@ -721,6 +708,7 @@ def test_prepare_ctrl_c_with_two_workers(world: World, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize('signum', [signal.SIGTERM, signal.SIGINT], ids=['SIGTERM', 'SIGINT'])
+@pytest.mark.slow
 def test_training_signal_to_the_process_group(signum: int, world: World, tmp_path: Path) -> None:
     """A scheduler's ``kill -- -PGID`` (SIGTERM) or Ctrl-C (SIGINT) reaches the data workers too: the loop still saves
     and exits with its one line, instead of ``DataLoader worker (pid N) is killed by signal``."""
@@ -730,13 +718,7 @@ def test_training_signal_to_the_process_group(signum: int, world: World, tmp_pat
     opt.pop('val')
     write_options(opt, tmp_path / 'options.yml')
     before = digest(world.testset)
-    process = subprocess.Popen([sys.executable, '-m', 'basicsr.train', '-opt', 'options.yml'],
-                               cwd=tmp_path,
-                               env=user_env(),
-                               stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE,
-                               text=True,
-                               start_new_session=True)
+    process = popen(['-m', 'basicsr.train', '-opt', 'options.yml'], tmp_path)
     run = tmp_path / 'experiments' / 'signalled'
     wait_until(lambda: any('iter:      3' in log.read_text() for log in run.glob('train_*.log')), process)
     os.killpg(process.pid, signum)

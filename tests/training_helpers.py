@@ -13,6 +13,7 @@ from typing import Any, Optional
 import torch
 
 from conftest import tiny_training_options, write_options
+from launcher import Forked, popen, python, user_env
 
 ITERS, SAVE_FREQ = 40, 10
 
@@ -32,36 +33,36 @@ def write_run(opt: dict[str, Any], cwd: Path) -> Path:
     return write_options(opt, cwd / 'options.yml')
 
 
-def user_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
-    env.setdefault('OMP_NUM_THREADS', '1')
-    return env
-
-
 def train(cwd: Path,
           *extra: str,
           launcher: Optional[list[str]] = None,
           env: Optional[dict[str, str]] = None,
           timeout: int = 300) -> subprocess.CompletedProcess:
-    """``python -m basicsr.train -opt options.yml EXTRA`` in ``cwd`` (or under ``launcher``)."""
-    cmd = (launcher or [sys.executable]) + ['-m', 'basicsr.train', '-opt', 'options.yml', *extra]
-    return subprocess.run(
-        cmd, cwd=cwd, env={
-            **user_env(),
-            **(env or {})
-        }, capture_output=True, text=True, timeout=timeout)
+    """``python -m basicsr.train -opt options.yml EXTRA`` in ``cwd`` (forked, see launcher.py), or under ``launcher``
+    (e.g. torchrun) in fresh interpreters."""
+    args = ['-m', 'basicsr.train', '-opt', 'options.yml', *extra]
+    if launcher is None:
+        return python(args, cwd, env, timeout)
+    return subprocess.run([*launcher, *args],
+                          cwd=cwd,
+                          env=user_env(env),
+                          capture_output=True,
+                          text=True,
+                          timeout=timeout)
 
 
-def start(cwd: Path, *extra: str, launcher: Optional[list[str]] = None) -> subprocess.Popen:
-    cmd = (launcher or [sys.executable]) + ['-m', 'basicsr.train', '-opt', 'options.yml', *extra]
-    return subprocess.Popen(
-        cmd,
-        cwd=cwd,
-        env=user_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True)
+def start(cwd: Path, *extra: str, launcher: Optional[list[str]] = None) -> subprocess.Popen | Forked:
+    """Start that command in its own session, stdout and stderr merged."""
+    args = ['-m', 'basicsr.train', '-opt', 'options.yml', *extra]
+    if launcher is None:
+        return popen(args, cwd, merge_stderr=True)
+    return subprocess.Popen([*launcher, *args],
+                            cwd=cwd,
+                            env=user_env(),
+                            stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT,
+                            text=True,
+                            start_new_session=True)
 
 
 def wait_for(path: Path, process: subprocess.Popen, timeout: float = 240) -> None:
