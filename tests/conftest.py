@@ -22,11 +22,11 @@ SHARED_DATASETS = Path(os.environ.get('SRGAN_SHARED_DATASETS', REPO.parent / 'sh
 
 
 def shared_dataset(name: str) -> Path:
-    """``../shared/datasets/<name>``, or skip: that folder sits beside the repository on the team's machines only."""
+    """``../shared/datasets/<name>``, or skip: that folder sits beside the repository, not in a clone."""
     path = SHARED_DATASETS / name
     if not (path / 'HR').is_dir():
-        pytest.skip(f'{path} not found: the shared benchmark datasets sit beside the repository on the team\'s '
-                    'machines, not in a user\'s clone (set SRGAN_SHARED_DATASETS to point elsewhere)')
+        pytest.skip(f'{path} not found: the benchmark datasets (Set5, Set14, T91) sit in ../shared/datasets beside the '
+                    'repository, not in a clone (set SRGAN_SHARED_DATASETS to point elsewhere)')
     return path
 
 
