@@ -18,7 +18,7 @@ Patches:
     5. ``--launcher pytorch|slurm``: ``init_dist`` hard-codes NCCL and ``set_device(rank % device_count())``
        (ZeroDivisionError without CUDA, wrong device on every node but the first); ``torch.distributed.launch``
        passes ``--local-rank=N``, which BasicSR's parser rejects (BasicSR #626). We use
-       ``srgan_plugin.training.distributed.init_dist`` (NCCL or gloo, device from LOCAL_RANK) and accept both
+       ``srgan_plugin.base.distributed.init_dist`` (NCCL or gloo, device from LOCAL_RANK) and accept both
        spellings.
     6. A missing ``-opt FILE`` ends with one line instead of BasicSR's ``FileNotFoundError`` traceback.
 
@@ -123,7 +123,7 @@ def run_folders_in_cwd() -> None:
         # late: they import the registries
         from srgan_plugin.options_check import check_option_file, check_options, handled_by_plugin
         from srgan_plugin.data_check import check_data
-        from srgan_plugin.training.distributed import normalize_local_rank
+        from srgan_plugin.base.distributed import normalize_local_rank
 
         sys.argv[1:] = normalize_local_rank(sys.argv[1:])  # patch 5
         _require_option_file(sys.argv[1:])  # patch 6
@@ -187,8 +187,8 @@ def allow_resume_state_unpickling() -> None:
 
 @_once
 def distributed_init() -> None:
-    """Patch 5: BasicSR's ``init_dist`` -> ``srgan_plugin.training.distributed.init_dist`` (NCCL or gloo)."""
-    from srgan_plugin.training.distributed import init_dist
+    """Patch 5: BasicSR's ``init_dist`` -> ``srgan_plugin.base.distributed.init_dist`` (NCCL or gloo)."""
+    from srgan_plugin.base.distributed import init_dist
     importlib.import_module('basicsr.utils.options')
     _replace_everywhere('init_dist', init_dist, ('basicsr.utils.dist_util', 'basicsr.utils.options', 'basicsr.utils'))
 

@@ -27,7 +27,7 @@ from srgan_plugin.archs.discriminator_arch import NORMS
 from srgan_plugin.options_data import check_dataset_files, check_pretrained_generator, check_resume_iteration
 from srgan_plugin.options_schema import (OptionsError, check_schema, check_structure, load_option_file,
                                          registered_class)
-from srgan_plugin.training.distributed import rank_zero_first
+from srgan_plugin.base.distributed import rank_zero_first
 from srgan_plugin.version import __version__
 
 Opt = Mapping[str, Any]

@@ -100,7 +100,7 @@ def test_init_dist_is_replaced_for_gloo_and_local_rank():
     import basicsr.utils.dist_util
     import basicsr.utils.options
 
-    from srgan_plugin.training.distributed import init_dist
+    from srgan_plugin.base.distributed import init_dist
     assert basicsr.utils.options.init_dist is init_dist and basicsr.utils.dist_util.init_dist is init_dist
 
 

@@ -18,7 +18,7 @@ from training_helpers import (SAVE_FREQ, differing_tensors, experiment, fault_op
                               train, wait_for, write_run)
 
 from srgan_plugin.archs import SRResNet
-from srgan_plugin.training import distributed
+from srgan_plugin.base import distributed
 
 pytestmark = pytest.mark.slow  # multi-process trainings (torchrun, torch.distributed.launch, SLURM)
 

@@ -12,7 +12,7 @@ from torch import nn
 from torch.nn.parallel import DataParallel, DistributedDataParallel
 from torch.utils.data import DataLoader, Subset
 
-from srgan_plugin.training.distributed import gather_objects, rank, world_size
+from srgan_plugin.base.distributed import gather_objects, rank, world_size
 
 
 def shard(dataloader: DataLoader, index: int, count: int) -> DataLoader:

@@ -7,7 +7,7 @@ import torch
 from basicsr.utils import get_root_logger
 from torch import Tensor, nn, optim
 
-from srgan_plugin.training.distributed import all_ranks_agree
+from srgan_plugin.base.distributed import all_ranks_agree
 
 DEFAULT_MAX_NONFINITE_STEPS = 10
 

@@ -40,7 +40,7 @@ from basicsr.utils.options import copy_opt_file, dict2str
 from srgan_plugin.models.checkpointing import AtomicCheckpointMixin, NonFiniteWeightsError
 from srgan_plugin.models.nonfinite import NonFiniteLossError
 from srgan_plugin.training import checkpoints
-from srgan_plugin.training.distributed import gather_objects, is_distributed, leave, rank, world_size
+from srgan_plugin.base.distributed import gather_objects, is_distributed, leave, rank, world_size
 from srgan_plugin.training.signals import StopRequest, quiet_workers, workers_start_deaf
 from srgan_plugin.training.state import ResumableSampler, capture_rng, preserved_rng, restore_rng
 

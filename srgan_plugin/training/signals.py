@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterator, Optional
 
 import torch
 
-from srgan_plugin.training.distributed import any_rank
+from srgan_plugin.base.distributed import any_rank
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 

@@ -4,6 +4,9 @@ basicsr 1.4.2's ``init_dist`` hard-codes the NCCL backend and ``torch.cuda.set_d
 without CUDA it dies with ZeroDivisionError, and it picks the device from the global rank, which is wrong on every
 node but the first. Here the backend is NCCL when CUDA is available and gloo otherwise, and the device comes from
 ``LOCAL_RANK``. ``srgan_plugin.compat`` installs ``init_dist`` in place of BasicSR's.
+
+The rank helpers (``rank``, ``world_size``, ``gather_objects``, ``all_ranks_agree``, ...) answer as a single process
+does when no process group is running, so that the models, the loop and the option checks call them unconditionally.
 """
 from __future__ import annotations
 
