@@ -241,7 +241,7 @@ def read_scores(results: Optional[str], checkpoint: str, packaged: str) -> dict[
 def model_entry(phase: int, checkpoint: str, file: str, label: Optional[str], scores: dict[str, Any]) -> dict:
     """The manifest entry of one packaged generator (``file`` already written)."""
     from srgan_plugin.inference.checkpoint import infer_arch, read_state_dict
-    from srgan_plugin.training.checkpoints import sha256_of
+    from srgan_plugin.base.files import sha256_of
 
     opt = experiment_options(checkpoint)
     entry = {

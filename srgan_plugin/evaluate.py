@@ -34,8 +34,9 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from srgan_plugin.base.files import atomic_output
 from srgan_plugin.inference import checkpoint, imageio
-from srgan_plugin.inference.runtime import InferenceError, atomic_output, log, one_line_errors, resolve_device
+from srgan_plugin.inference.runtime import InferenceError, log, one_line_errors, resolve_device
 from srgan_plugin.inference.tiling import Upscaler
 from srgan_plugin.prepare.imgops import BadImage, center_crop, mod_crop, read_image
 from srgan_plugin.visualize import bicubic_upscale, grid

@@ -21,8 +21,9 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor
 
+from srgan_plugin.base.files import atomic_output
 from srgan_plugin.inference import checkpoint
-from srgan_plugin.inference.runtime import InferenceError, atomic_output, log, one_line_errors
+from srgan_plugin.inference.runtime import InferenceError, log, one_line_errors
 
 PROG = 'python -m srgan_plugin.interpolate'
 

@@ -181,7 +181,7 @@ def test_bad_fault_tolerance_options_are_one_line_errors(tmp_path, paired_folder
 def test_unit_atomic_save_leaves_old_file_when_killed(tmp_path):
     script = textwrap.dedent(f'''
         import os, signal, torch
-        from srgan_plugin.training.checkpoints import atomic_save
+        from srgan_plugin.base.files import atomic_save
         atomic_save({{'v': torch.ones(3)}}, {str(tmp_path / 'f.pth')!r})
         os.fsync = lambda fd: os.kill(os.getpid(), signal.SIGKILL)
         atomic_save({{'v': torch.zeros(1000)}}, {str(tmp_path / 'f.pth')!r})

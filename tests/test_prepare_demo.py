@@ -19,7 +19,7 @@ from srgan_plugin.prepare import demo
 from srgan_plugin.prepare.cli import main
 from srgan_plugin.prepare.imgops import extract_subimages, subimage_starts
 from srgan_plugin.prepare.lmdb_io import LmdbWriter, check_lmdb, lmdb_keys, read_lmdb_image, read_meta_info
-from srgan_plugin.prepare.staging import MANIFEST, PARTIAL_MARKER, read_manifest, staging_path
+from srgan_plugin.prepare.staging import MANIFEST, PARTIAL_MARKER, read_manifest, staging_folders, staging_path
 
 SCALE = 4
 HR_DB = 'train_HR_sub.lmdb'
@@ -64,7 +64,7 @@ def test_layout(demo_root: str) -> None:
     for name in ('chelsea', 'coffee'):
         assert osp.isfile(osp.join(demo_root, 'val', 'HR', f'{name}.png'))
         assert osp.isfile(osp.join(demo_root, 'val', 'LR_bicubic', 'X4', f'{name}.png'))
-    assert not osp.exists(staging_path(demo_root))
+    assert not staging_folders(demo_root)
     manifest = read_manifest(demo_root)
     assert manifest['kind'] == 'demo' and manifest['scale'] == SCALE
     assert 200 <= manifest['train']['count'] <= 600
@@ -156,7 +156,7 @@ def test_non_demo_folder_is_refused_and_left_intact(tmp_path, capsys: pytest.Cap
     err = run_refused(str(out), capsys)
     assert 'remove it or pass --out elsewhere' in err
     assert os.listdir(out) == ['notes.txt'] and (out / 'notes.txt').read_text() == 'keep me'
-    assert not osp.exists(staging_path(str(out)))
+    assert not staging_folders(str(out))
 
 
 def test_incomplete_copies_are_not_finished(demo_root: str, tmp_path) -> None:

@@ -22,7 +22,7 @@ from srgan_plugin.prepare.cli import main
 from srgan_plugin.prepare.imgops import bicubic_downscale, count_subimages
 from srgan_plugin.prepare.keys import KEYS_FILE, read_keys_tsv
 from srgan_plugin.prepare.lmdb_io import iter_lmdb_items, read_lmdb_image, read_meta_info
-from srgan_plugin.prepare.staging import MANIFEST, PARTIAL_MARKER, read_manifest, staging_path
+from srgan_plugin.prepare.staging import MANIFEST, PARTIAL_MARKER, read_manifest, staging_folders, staging_path
 from test_prepare_subimages import make_hr_folder, snapshot
 
 HR_DB, LR_DB = 'train_HR_sub.lmdb', 'train_LR_bicubic_X4_sub.lmdb'
@@ -71,7 +71,7 @@ def built(inputs: Path) -> Path:
 
 def test_layout_counts_and_manifest(built: Path) -> None:
     assert sorted(os.listdir(built)) == sorted([HR_DB, LR_DB, KEYS_FILE, MANIFEST])
-    assert not osp.exists(staging_path(str(built)))
+    assert not staging_folders(str(built))
     manifest = read_manifest(str(built))
     usable = SIZES + [(80, 100)] * 5 + [(100, 64)]
     expected = sum(count_subimages(h // 4 * 4, w // 4 * 4, 64, 32, 0) for h, w in usable)
@@ -252,7 +252,7 @@ def test_sigterm_leaves_nothing(tmp_path: Path) -> None:
     proc = popen(['-m', 'srgan_plugin.prepare', 'folder', '--hr', str(hr), '--out', str(out), *CROP, '--workers', '1'],
                  tmp_path)
     deadline = time.monotonic() + 120
-    while not osp.exists(staging_path(str(out))) and proc.poll() is None and time.monotonic() < deadline:
+    while not staging_folders(str(out)) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)

@@ -30,7 +30,6 @@ from srgan_plugin import test as plugin_test
 from srgan_plugin import train as train_cli
 from srgan_plugin.archs import SRGANDiscriminator
 from srgan_plugin.data_check import check_data
-from srgan_plugin.inference import imageio
 from srgan_plugin.inference.checkpoint import ArchSpec, random_generator
 from srgan_plugin.prepare import cli as prepare_cli
 from srgan_plugin.training.signals import quiet_workers, workers_start_deaf
@@ -543,7 +542,7 @@ def test_one_line_and_nothing_changed(name: str, world: World, tmp_path: Path, m
     assert not case.absent or case.absent not in out + err
     assert digest(*watched) == before
     assert not [name for name in RUN_FOLDERS if (tmp_path / name).exists()]  # stopped before any folder was made
-    assert not list(tmp_path.rglob('.*partial*'))
+    assert not list(tmp_path.rglob('.*.tmp-*'))  # no temporary file or staging folder left
 
 
 def test_good_options_pass_the_data_checks(world: World, tmp_path: Path) -> None:
@@ -571,7 +570,7 @@ def test_upscale_ctrl_c_while_writing(world: World, tmp_path: Path, monkeypatch:
         replaced.append(dst)
         real_replace(src, dst)
 
-    monkeypatch.setattr(imageio.os, 'replace', replace)
+    monkeypatch.setattr(os, 'replace', replace)
     before = digest(world.images)
     argv = ['-i', str(world.images), '-o', str(tmp_path / 'out'), '--model', str(world.models['good'])]
     status, out, err = run_in_process('upscale', argv, tmp_path, monkeypatch, capsys)
@@ -603,7 +602,7 @@ def test_evaluate_ctrl_c_keeps_the_previous_results(world: World, tmp_path: Path
     status, out, err = run_in_process('evaluate', argv, tmp_path, monkeypatch, capsys)
     assert_one_error_line(status, out, err, 130, 'interrupted')
     assert digest(tmp_path / 'eval' / 'results.json', tmp_path / 'eval' / 'results.md') == finished
-    assert not list((tmp_path / 'eval').glob('.*partial*'))
+    assert not list((tmp_path / 'eval').glob('.*.tmp-*'))
 
 
 # --- signals and SIGBUS: subprocesses ---------------------------------------------------------------------------------
@@ -698,7 +697,7 @@ def test_prepare_ctrl_c_with_two_workers(world: World, tmp_path: Path) -> None:
     before = digest(photos)
     process = popen(['-m', 'srgan_plugin.prepare', 'folder', '--hr', str(photos), '--out', str(tmp_path / 'out'),
                      '--workers', '2'], tmp_path)
-    wait_until(lambda: (tmp_path / '.out.partial').exists(), process)  # the pool is starting
+    wait_until(lambda: bool(list(tmp_path.glob('.out.tmp-*'))), process)  # the pool is starting
     time.sleep(0.5)
     os.killpg(process.pid, signal.SIGINT)
     out, err = process.communicate(timeout=120)

@@ -9,6 +9,7 @@ from typing import Any, Optional, Sequence
 
 import torch
 
+from srgan_plugin.base.files import atomic_output
 from srgan_plugin.bench import data as data_bench
 from srgan_plugin.bench import inference as infer_bench
 from srgan_plugin.bench import training as train_bench
@@ -86,7 +87,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         step_rate = train_bench.fastest_step_rate(report.get('train'))
         report['data'] = data_bench.run(args.batch, max(args.crops), args.workers, step_rate)
     if args.json:
-        with open(args.json, 'w', encoding='utf-8') as f:
+        with atomic_output(args.json) as temp, open(temp, 'w', encoding='utf-8') as f:
             json.dump(report, f, indent=2)
     return 0
 

@@ -6,8 +6,8 @@
 * RGBA (and grey + alpha, which OpenCV decodes as BGRA) -> the colour channels go through the network, the alpha
   channel is upscaled with bicubic interpolation (``cv2.INTER_CUBIC``, clipped) and re-attached.
 * Files are decoded with OpenCV (``IMREAD_UNCHANGED``); empty, truncated and non-image files raise
-  :class:`~srgan_plugin.inference.runtime.InferenceError` saying which. Files are written through a temporary
-  name in the same folder and renamed, so a failed write leaves no partial file.
+  :class:`~srgan_plugin.inference.runtime.InferenceError` saying which. Files are written whole or not at all
+  (:func:`srgan_plugin.base.files.atomic_output`), so a failed write leaves no partial file.
 
 Colour images reach the network in RGB order, as BasicSR trains it (``img2tensor(bgr2rgb=True)``).
 """
@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
 from os import path as osp
 from typing import Callable, Iterator, Optional
 
 import cv2
 import numpy as np
 
+from srgan_plugin.base.files import atomic_output
 from srgan_plugin.inference.runtime import InferenceError
 from srgan_plugin.prepare.imgops import decode_unchanged
 
@@ -160,7 +160,7 @@ def fit_format(pixels: np.ndarray, ext: str) -> tuple[np.ndarray, list[str]]:
 
 
 def write_image(path: str, pixels: np.ndarray) -> None:
-    """Encode ``pixels`` (BGR / BGRA / grey) by ``path``'s extension and write it via a temporary file + rename.
+    """Encode ``pixels`` (BGR / BGRA / grey) by ``path``'s extension and write it whole or not at all.
 
     Args:
         path (str): Output file; its folder must exist.
@@ -171,10 +171,5 @@ def write_image(path: str, pixels: np.ndarray) -> None:
     ok, encoded = cv2.imencode(ext, pixels, params)
     if not ok:
         raise InferenceError(f'OpenCV cannot encode a {pixels.dtype} {pixels.shape} image as {ext}')
-    partial = osp.join(osp.dirname(path) or '.', f'.{osp.basename(path)}.partial')
-    try:
-        encoded.tofile(partial)
-        os.replace(partial, path)
-    finally:
-        if osp.exists(partial):
-            os.remove(partial)
+    with atomic_output(path) as temp:
+        encoded.tofile(temp)

@@ -1,11 +1,10 @@
 """What the inference commands share: the error type they turn into one ``error:`` line (Ctrl-C and SIGTERM too),
-files written whole or not at all, device and precision choice, and recognising out-of-memory errors."""
+device and precision choice, and recognising out-of-memory errors. Their outputs are written whole or not at all
+(:func:`srgan_plugin.base.files.atomic_output`)."""
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
-from os import path as osp
 from typing import Iterator
 
 import torch
@@ -13,7 +12,7 @@ import torch
 from srgan_plugin.interrupts import sigterm_as_interrupt
 
 __all__ = [
-    'InferenceError', 'one_line_errors', 'atomic_output', 'resolve_device', 'resolve_dtype', 'is_out_of_memory', 'log'
+    'InferenceError', 'one_line_errors', 'resolve_device', 'resolve_dtype', 'is_out_of_memory', 'log'
 ]
 INTERRUPTED = 'error: interrupted; the files written so far are complete, and no partial file was left'
 
@@ -28,7 +27,7 @@ class InferenceError(ValueError):
 def one_line_errors() -> Iterator[None]:
     """Context manager for CLIs: an :class:`InferenceError` becomes ``SystemExit('error: ...')`` (status 1); Ctrl-C
     and SIGTERM end with one ``error: interrupted`` line and status 130 (outputs are written through
-    :func:`atomic_output` or :func:`~srgan_plugin.inference.imageio.write_image`, so none is left half-written)."""
+    :func:`srgan_plugin.base.files.atomic_output`, so none is left half-written)."""
     try:
         with sigterm_as_interrupt():
             yield
@@ -37,28 +36,6 @@ def one_line_errors() -> Iterator[None]:
     except KeyboardInterrupt:
         sys.stderr.write(f'{INTERRUPTED}\n')
         raise SystemExit(130) from None
-
-
-@contextlib.contextmanager
-def atomic_output(path: str) -> Iterator[str]:
-    """Write ``path`` whole or not at all: yields a temporary name beside it (``.<stem>.partial<ext>``, the same
-    extension for writers that go by it), renamed over ``path`` when the block ends without error and removed
-    otherwise (an error, Ctrl-C).
-
-    Args:
-        path (str): The output file; its folder must exist.
-
-    Yields:
-        str: The name to write to.
-    """
-    stem, ext = osp.splitext(osp.basename(path))
-    partial = osp.join(osp.dirname(path) or '.', f'.{stem}.partial{ext}')
-    try:
-        yield partial
-        os.replace(partial, path)
-    finally:
-        if osp.exists(partial):
-            os.remove(partial)
 
 
 def log(message: str) -> None:

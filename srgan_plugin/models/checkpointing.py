@@ -1,4 +1,4 @@
-"""Atomic, verified checkpoints for BasicSR models (see ``srgan_plugin.training.checkpoints``)."""
+"""Atomic, verified checkpoints for BasicSR models (resumed by ``srgan_plugin.training.checkpoints``)."""
 from __future__ import annotations
 
 import os
@@ -8,7 +8,7 @@ import torch
 from basicsr.utils.dist_util import master_only
 from torch import nn
 
-from srgan_plugin.training.checkpoints import atomic_save
+from srgan_plugin.base.files import atomic_save
 
 NetOrNets = Union[nn.Module, Sequence[nn.Module]]
 

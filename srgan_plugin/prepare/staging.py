@@ -1,10 +1,11 @@
 """Build an output folder under a temporary name and rename it into place only when it is finished.
 
 An interrupted run (Ctrl-C, a kill, a full disk) therefore never leaves anything at the destination that looks
-finished. The staging folder is ``<parent>/.<name>.partial`` next to the destination ``<parent>/<name>`` (same file
-system, so the final rename is atomic); it carries a marker file while it is being written, and a later run removes a
-leftover staging folder only when it recognises it as one of its own. Two runs building the same destination at the
-same time are not supported.
+finished. The staging folder is ``<parent>/.<name>.tmp-<pid>`` next to the destination ``<parent>/<name>`` (the
+temporary name of every whole-or-nothing write, :func:`srgan_plugin.base.files.temporary_path`; same file system, so
+the final rename is atomic); it carries a marker file while it is being written, and a later run removes a leftover
+staging folder only when it recognises it as one of its own. Two runs building the same destination at the same time
+are not supported.
 
 Every finished folder holds a small JSON manifest (:data:`MANIFEST`) that says what it is, so that a later run can
 tell a finished dataset from anything else at the destination and never overwrites the latter.
@@ -25,6 +26,8 @@ import shutil
 from os import path as osp
 from typing import Any, Iterator, Optional, Sequence
 
+from srgan_plugin.base.files import TEMP_MARK, temporary_path
+
 MANIFEST = 'prepare_info.json'
 PARTIAL_MARKER = '.prepare_partial'
 
@@ -34,9 +37,17 @@ class PrepareError(Exception):
 
 
 def staging_path(out: str) -> str:
-    """The temporary folder that :func:`staged_output` builds ``out`` in: ``<parent>/.<name>.partial``."""
+    """The temporary folder that this process builds ``out`` in: ``<parent>/.<name>.tmp-<pid>``."""
+    return temporary_path(out)
+
+
+def staging_folders(out: str) -> list[str]:
+    """The staging folders of ``out`` that exist, this process's or left by an interrupted run of any other."""
     out = osp.abspath(out)
-    return osp.join(osp.dirname(out), f'.{osp.basename(out)}.partial')
+    parent, prefix = osp.dirname(out), f'.{osp.basename(out)}{TEMP_MARK}'
+    if not osp.isdir(parent):
+        return []
+    return sorted(osp.join(parent, name) for name in os.listdir(parent) if name.startswith(prefix))
 
 
 def read_manifest(folder: str) -> Optional[dict[str, Any]]:
@@ -61,21 +72,19 @@ def is_empty_dir(path: str) -> bool:
     return osp.isdir(path) and not os.listdir(path)
 
 
-def _remove_leftover(tmp: str) -> None:
-    """Remove a staging folder left by an interrupted run; refuse anything that is not recognisably one."""
-    if not osp.lexists(tmp):
-        return
-    ours = osp.isdir(tmp) and (osp.isfile(osp.join(tmp, PARTIAL_MARKER)) or read_manifest(tmp) is not None)
-    if not ours:
-        raise PrepareError(f'{tmp} is in the way of the temporary build folder and was not made by this tool; '
-                           'remove it or pass --out elsewhere')
-    print(f'Removing {tmp}, left over by an interrupted run.')
-    out = osp.join(osp.dirname(tmp), osp.basename(tmp)[1:-len('.partial')])
-    moved = _committing(tmp)
-    if moved and not osp.lexists(osp.join(out, MANIFEST)):  # killed while moving entries: undo the moves
-        for name in moved:
-            _remove(osp.join(out, name))
-    shutil.rmtree(tmp)
+def _remove_leftovers(out: str) -> None:
+    """Remove the staging folders of ``out`` left by interrupted runs; refuse anything that is not recognisably one."""
+    for tmp in staging_folders(out):
+        ours = osp.isdir(tmp) and (osp.isfile(osp.join(tmp, PARTIAL_MARKER)) or read_manifest(tmp) is not None)
+        if not ours:
+            raise PrepareError(f'{tmp} is in the way of the temporary build folder and was not made by this tool; '
+                               'remove it or pass --out elsewhere')
+        print(f'Removing {tmp}, left over by an interrupted run.')
+        moved = _committing(tmp)
+        if moved and not osp.lexists(osp.join(out, MANIFEST)):  # killed while moving entries: undo the moves
+            for name in moved:
+                _remove(osp.join(out, name))
+        shutil.rmtree(tmp)
 
 
 def _committing(tmp: str) -> list[str]:
@@ -111,8 +120,8 @@ def staged_output(out: str) -> Iterator[str]:
     out = osp.abspath(out)
     if osp.lexists(out) and not is_empty_dir(out):
         raise PrepareError(f'{out} already exists; remove it or pass --out elsewhere')
+    _remove_leftovers(out)
     tmp = staging_path(out)
-    _remove_leftover(tmp)
     os.makedirs(tmp)
     marker = osp.join(tmp, PARTIAL_MARKER)
     open(marker, 'w').close()
@@ -163,8 +172,8 @@ def staged_entries(out: str, names: Sequence[str]) -> Iterator[str]:
     out = osp.abspath(out)
     if osp.lexists(out) and not osp.isdir(out):
         raise PrepareError(f'{out} exists and is not a folder; pass --out elsewhere')
+    _remove_leftovers(out)  # first: it removes entries a killed run had already moved into place
     tmp = staging_path(out)
-    _remove_leftover(tmp)  # first: it removes entries a killed run had already moved into place
     taken = [name for name in names if osp.lexists(osp.join(out, name))]
     if taken:
         raise PrepareError(f'{osp.join(out, taken[0])} already exists; remove it or pass --out elsewhere')

@@ -2,15 +2,13 @@
 
 basicsr 1.4.2 writes ``models/net_*_{iter}.pth`` and ``training_states/{iter}.state`` in place with ``torch.save``:
 a kill during a save leaves a truncated file, which ``--auto_resume`` then picks because it has the highest number,
-and the run cannot restart. Here every file is written to a temporary name in the same folder, flushed to disk and
-renamed over its final name (``os.replace`` is atomic on POSIX and Windows). The training state is written last
-and records the SHA-256 of the network files of its iteration; resume walks the states from the newest, verifies
-each (it loads, its networks exist and match their hashes) and warns about and skips any that do not.
+and the run cannot restart. The plugin's models write every file whole or not at all
+(:func:`srgan_plugin.base.files.atomic_save`). The training state is written last and records the SHA-256 of the
+network files of its iteration; resume walks the states from the newest, verifies each (it loads, its networks exist
+and match their hashes) and warns about and skips any that do not.
 """
 from __future__ import annotations
 
-import hashlib
-import io
 import os
 import re
 from os import path as osp
@@ -18,8 +16,9 @@ from typing import Any, Callable, Iterable, Mapping, Optional
 
 import torch
 
+from srgan_plugin.base.files import sha256_of
+
 STATE_SUFFIX = '.state'
-TEMP_MARK = '.tmp-'
 _STATE_NAME = re.compile(r'^(\d+)\.state$')
 _NET_NAME = re.compile(r'^net_(?P<label>\w+?)_(?P<iter>\d+)\.pth$')
 Report = Callable[[str], None]
@@ -27,57 +26,6 @@ Report = Callable[[str], None]
 
 class CheckpointError(RuntimeError):
     """A checkpoint that cannot be used; the message says which file and why."""
-
-
-def serialize(obj: Any) -> bytes:
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    return buffer.getvalue()
-
-
-def atomic_write(data: bytes, path: str) -> str:
-    """Write ``data`` to ``path`` via a temporary file and a rename; return its SHA-256 (hex)."""
-    folder = osp.dirname(osp.abspath(path))
-    temp = osp.join(folder, f'.{osp.basename(path)}{TEMP_MARK}{os.getpid()}')
-    try:
-        with open(temp, 'wb') as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        if osp.exists(temp):
-            os.remove(temp)
-        raise
-    _fsync_folder(folder)
-    return hashlib.sha256(data).hexdigest()
-
-
-def atomic_save(obj: Any, path: str) -> str:
-    """``torch.save(obj, path)``, atomically; return the file's SHA-256."""
-    return atomic_write(serialize(obj), path)
-
-
-def _fsync_folder(folder: str) -> None:
-    """Make the rename itself durable (POSIX; a no-op where folders cannot be opened)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def sha256_of(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, 'rb') as handle:
-        for block in iter(lambda: handle.read(1 << 20), b''):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def load(path: str) -> Any:
@@ -147,17 +95,6 @@ def find_resume_state(states_dir: str,
         except CheckpointError as error:
             report(f'Skipping training state {iteration}: {error}. Trying the previous one.')
     return None
-
-
-def remove_temporaries(folders: Iterable[str], report: Report) -> None:
-    """Delete temporary files left by a save that was killed (they never replaced a complete file)."""
-    for folder in folders:
-        if not osp.isdir(folder):
-            continue
-        for name in os.listdir(folder):
-            if name.startswith('.') and TEMP_MARK in name:
-                os.remove(osp.join(folder, name))
-                report(f'Removed {name}, left in {folder} by an interrupted save.')
 
 
 def prune(states_dir: str, models_dir: str, keep: int, report: Report) -> None:

@@ -41,6 +41,7 @@ from srgan_plugin.models.checkpointing import AtomicCheckpointMixin, NonFiniteWe
 from srgan_plugin.models.nonfinite import NonFiniteLossError
 from srgan_plugin.training import checkpoints
 from srgan_plugin.base.distributed import gather_objects, is_distributed, leave, rank, world_size
+from srgan_plugin.base.files import remove_temporaries
 from srgan_plugin.training.signals import StopRequest, quiet_workers, workers_start_deaf
 from srgan_plugin.training.state import ResumableSampler, capture_rng, preserved_rng, restore_rng
 
@@ -71,7 +72,7 @@ def find_resume(opt: Opt, notes: list[str]) -> Optional[dict[str, Any]]:
         states_dir = opt['path']['training_states'] if opt['auto_resume'] else osp.dirname(explicit)
         stem = osp.basename(explicit or '').split('.')[0]
         newest = int(stem) if explicit and not opt['auto_resume'] and stem.isdigit() else None
-        checkpoints.remove_temporaries([states_dir, opt['path']['models']], notes.append)
+        remove_temporaries([states_dir, opt['path']['models']], notes.append)
         found = checkpoints.find_resume_state(states_dir, opt['path']['models'], network_labels(opt), notes.append,
                                               newest)
         chosen, state = found if found else (None, None)
