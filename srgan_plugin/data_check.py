@@ -21,15 +21,13 @@ import cv2
 import lmdb
 import torch
 
+from srgan_plugin.base.errors import DataError, InferenceError
 from srgan_plugin.prepare.lmdb_io import META_INFO, check_lmdb_structure, lmdb_keys
 
 Opt = Mapping[str, Any]
 PREPARE = 'python -m srgan_plugin.prepare'
 SHOWN = 3  # file names quoted in a message
 
-
-class DataError(ValueError):
-    """Data or a checkpoint that cannot work; the message is one line that says what to do."""
 
 
 def _examples(names: list[str]) -> str:
@@ -153,7 +151,6 @@ def check_pretrained(opt: Opt) -> None:
         DataError: Naming the file, and the tensor or what is wrong with the file.
     """
     from srgan_plugin.inference.checkpoint import load_checkpoint, require_finite
-    from srgan_plugin.inference.runtime import InferenceError
 
     paths = opt.get('path')
     if not isinstance(paths, Mapping) or opt.get('auto_resume') or paths.get('resume_state'):

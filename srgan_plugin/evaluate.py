@@ -34,9 +34,10 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from srgan_plugin.base.errors import ArgumentParser, InferenceError, command_errors, number_argument
 from srgan_plugin.base.files import atomic_output
 from srgan_plugin.inference import checkpoint, imageio
-from srgan_plugin.inference.runtime import InferenceError, log, one_line_errors, resolve_device
+from srgan_plugin.inference.runtime import INTERRUPTED, log, resolve_device
 from srgan_plugin.inference.tiling import Upscaler
 from srgan_plugin.prepare.imgops import BadImage, center_crop, mod_crop, read_image
 from srgan_plugin.visualize import bicubic_upscale, grid
@@ -84,16 +85,24 @@ def _to_bgr_uint8(tile: np.ndarray) -> np.ndarray:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser."""
-    parser = argparse.ArgumentParser(prog=PROG, description='PSNR/SSIM (Y and RGB), NIQE, LPIPS on benchmark sets.')
+    parser = ArgumentParser(prog=PROG, description='PSNR/SSIM (Y and RGB), NIQE, LPIPS on benchmark sets.')
     parser.add_argument('--model', action='append', default=[], help='BasicSR checkpoint; repeat for several')
     parser.add_argument('--data-root', required=True, help='folder holding <set>/HR and <set>/LR_bicubic/X<scale>')
     parser.add_argument('--sets', nargs='+', required=True, help='set folder names, e.g. Set5 Set14')
     parser.add_argument('--out', required=True, help='folder for results.json, results.md and the grids')
     parser.add_argument('--device', default='auto', help='auto (default), cpu or cuda')
-    parser.add_argument('--scale', type=int, default=4, help='upscaling factor = LR folder X<scale> (default: 4)')
+    parser.add_argument(
+        '--scale',
+        type=number_argument(int, minimum=1),
+        default=4,
+        help='upscaling factor = LR folder X<scale> (default: 4)')
     parser.add_argument('--test-only', action='store_true', help='no HR: write SR images only')
     parser.add_argument('--save-images', action='store_true', help='also write SR images when measuring')
-    parser.add_argument('--crop', type=int, default=128, help='side of the HR centre crops in grids (default: 128)')
+    parser.add_argument(
+        '--crop',
+        type=number_argument(int, minimum=1),
+        default=128,
+        help='side of the HR centre crops in grids (default: 128)')
     return parser
 
 
@@ -318,14 +327,12 @@ def _check_out(args: argparse.Namespace) -> None:
         set_dir = osp.realpath(osp.join(args.data_root, name))
         if out == set_dir or out.startswith(set_dir + os.sep):
             raise InferenceError(f'--out {args.out} is inside the data set {set_dir}; choose a folder outside it')
-    if args.crop <= 0 or args.scale <= 0:
-        raise InferenceError('--crop and --scale must be positive')
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    """Run the command (``argv`` defaults to ``sys.argv[1:]``); exit status 1 with one ``error:`` line on failure."""
+    """Run the command (``argv`` defaults to ``sys.argv[1:]``); exit statuses of :mod:`srgan_plugin.base.errors`."""
     args = build_parser().parse_args(argv)
-    with one_line_errors():
+    with command_errors(PROG, INTERRUPTED):
         _check_out(args)
         results = evaluate(args)
     print(markdown(results), end='')

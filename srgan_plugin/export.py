@@ -25,10 +25,11 @@ from typing import Optional, Sequence
 import torch
 from torch import nn
 
+from srgan_plugin.base.errors import ArgumentParser, InferenceError, command_errors
 from srgan_plugin.base.files import atomic_output
 from srgan_plugin.inference import checkpoint
 from srgan_plugin.inference.bn_fold import fold_batchnorm
-from srgan_plugin.inference.runtime import InferenceError, log, one_line_errors
+from srgan_plugin.inference.runtime import INTERRUPTED, log
 
 PROG = 'python -m srgan_plugin.export'
 ONNX_TOLERANCE = 1e-4
@@ -38,7 +39,7 @@ CHECK_SHAPE = (2, 3, 23, 41)
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser."""
-    parser = argparse.ArgumentParser(prog=PROG, description='Export a generator checkpoint to ONNX / TorchScript.')
+    parser = ArgumentParser(prog=PROG, description='Export a generator checkpoint to ONNX / TorchScript.')
     parser.add_argument('--model', required=True, help='BasicSR checkpoint (params_ema, else params)')
     parser.add_argument('--onnx', required=True, help='ONNX file to write')
     parser.add_argument('--torchscript', help='TorchScript file to write as well')
@@ -134,9 +135,9 @@ def export(args: argparse.Namespace) -> None:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    """Run the command (``argv`` defaults to ``sys.argv[1:]``); exit status 1 with one ``error:`` line on failure."""
+    """Run the command (``argv`` defaults to ``sys.argv[1:]``); exit statuses of :mod:`srgan_plugin.base.errors`."""
     args = build_parser().parse_args(argv)
-    with one_line_errors():
+    with command_errors(PROG, INTERRUPTED):
         _check_paths(args)
         export(args)
 

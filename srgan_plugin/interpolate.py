@@ -21,19 +21,21 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor
 
+from srgan_plugin.base.errors import ArgumentParser, InferenceError, command_errors, number_argument
 from srgan_plugin.base.files import atomic_output
 from srgan_plugin.inference import checkpoint
-from srgan_plugin.inference.runtime import InferenceError, log, one_line_errors
+from srgan_plugin.inference.runtime import INTERRUPTED, log
 
 PROG = 'python -m srgan_plugin.interpolate'
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser."""
-    parser = argparse.ArgumentParser(prog=PROG, description='Interpolate two generators: (1 - alpha) A + alpha B.')
+    parser = ArgumentParser(prog=PROG, description='Interpolate two generators: (1 - alpha) A + alpha B.')
     parser.add_argument('a', metavar='A.pth', help='first checkpoint (alpha 0), e.g. SRResNet-MSE')
     parser.add_argument('b', metavar='B.pth', help='second checkpoint (alpha 1), e.g. SRGAN')
-    parser.add_argument('--alpha', type=float, required=True, help='weight of B, in [0, 1]')
+    parser.add_argument(
+        '--alpha', type=number_argument(float, minimum=0, maximum=1), required=True, help='weight of B, in [0, 1]')
     parser.add_argument('-o', '--output', required=True, help='checkpoint to write')
     return parser
 
@@ -62,9 +64,7 @@ def interpolate_state(a: dict[str, Tensor], b: dict[str, Tensor], alpha: float) 
 
 
 def _check_paths(args: argparse.Namespace) -> None:
-    """Refuse an output that is one of the inputs, and an alpha outside [0, 1]."""
-    if not 0 <= args.alpha <= 1:
-        raise InferenceError(f'--alpha {args.alpha}: must be in [0, 1] (0 gives A, 1 gives B)')
+    """Refuse an output that is one of the inputs."""
     for source in (args.a, args.b):
         if osp.realpath(args.output) == osp.realpath(source):
             raise InferenceError(f'-o {args.output} is an input checkpoint; choose another output file')
@@ -85,9 +85,9 @@ def interpolate(args: argparse.Namespace) -> checkpoint.ArchSpec:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    """Run the command (``argv`` defaults to ``sys.argv[1:]``); exit status 1 with one ``error:`` line on failure."""
+    """Run the command (``argv`` defaults to ``sys.argv[1:]``); exit statuses of :mod:`srgan_plugin.base.errors`."""
     args = build_parser().parse_args(argv)
-    with one_line_errors():
+    with command_errors(PROG, INTERRUPTED):
         _check_paths(args)
         spec = interpolate(args)
     log(f'wrote {args.output}: {1 - args.alpha:g} x {args.a} + {args.alpha:g} x {args.b} ({spec.describe()})')

@@ -24,10 +24,10 @@ from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTR
 
 from srgan_plugin.archs import SRGANDiscriminator
 from srgan_plugin.archs.discriminator_arch import NORMS
-from srgan_plugin.options_data import check_dataset_files, check_pretrained_generator, check_resume_iteration
-from srgan_plugin.options_schema import (OptionsError, check_schema, check_structure, load_option_file,
-                                         registered_class)
 from srgan_plugin.base.distributed import rank_zero_first
+from srgan_plugin.base.errors import OptionsError, VGGWeightsError, VGGWeightsMismatchError
+from srgan_plugin.options_data import check_dataset_files, check_pretrained_generator, check_resume_iteration
+from srgan_plugin.options_schema import check_schema, check_structure, load_option_file, registered_class
 from srgan_plugin.version import __version__
 
 Opt = Mapping[str, Any]
@@ -206,8 +206,7 @@ def check_paths(opt: Opt) -> None:
 
 def check_losses(opt: Opt) -> None:
     """VGG19 weights must be at hand (a path, torchvision's cache, or a download now when online)."""
-    from srgan_plugin.losses.vgg import (VGGWeightsError, VGGWeightsMismatchError, resolve_vgg19_weights,
-                                         vgg19_weights_available)
+    from srgan_plugin.losses.vgg import resolve_vgg19_weights, vgg19_weights_available
 
     for key, block in (opt.get('train') or {}).items():
         if not (isinstance(block, Mapping) and block.get('type') == 'VGGContentLoss'):

@@ -19,7 +19,8 @@ from typing import Any, Mapping, Optional, Sequence
 import torch
 from basicsr.utils.registry import ARCH_REGISTRY
 
-from srgan_plugin.options_schema import OptionsError, registered_class
+from srgan_plugin.base.errors import CheckpointError, InferenceError, OptionsError
+from srgan_plugin.options_schema import registered_class
 
 Opt = Mapping[str, Any]
 SHOWN = 3  # names listed in a message before "..."
@@ -178,7 +179,6 @@ def checkpoint_state(path: str, param_key: Any) -> dict[str, torch.Tensor]:
     """The state dict BasicSR's ``load_network`` would take from ``path`` with ``param_key`` (it falls back to
     ``params`` when ``param_key`` is missing), read with ``weights_only=True``."""
     from srgan_plugin.inference.checkpoint import load_checkpoint, read_state_dict, select_params
-    from srgan_plugin.inference.runtime import InferenceError
 
     try:
         obj = read_state_dict(path) if param_key is None else load_checkpoint(path)
@@ -203,7 +203,6 @@ def check_pretrained_generator(opt: Opt) -> None:
     """``path.pretrain_network_g`` holds an SRResNet of ``network_g``'s architecture (when ``strict_load_g``)."""
     from srgan_plugin.archs import SRResNet
     from srgan_plugin.inference.checkpoint import ArchSpec, infer_arch
-    from srgan_plugin.inference.runtime import InferenceError
 
     paths, net_g = opt.get('path') or {}, opt.get('network_g') or {}
     checkpoint = paths.get('pretrain_network_g')
@@ -275,7 +274,7 @@ def check_resume_iteration(opt: Opt) -> None:
     would train nothing and save the resumed weights as the latest. Equal is allowed: it ends the run at that state
     (``net_g_latest.pth`` from it), as ``--force_yml train:total_iter=N`` does to finish a run early. Only states above
     ``total_iter`` are loaded and verified, as the loop would (a damaged one is skipped and the previous one used)."""
-    from srgan_plugin.training.checkpoints import CheckpointError, verify_state
+    from srgan_plugin.training.checkpoints import verify_state
     from srgan_plugin.training.loop import network_labels
 
     total = opt['train'].get('total_iter')

@@ -23,12 +23,10 @@ from basicsr.models import lr_scheduler
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
 
 from srgan_plugin.archs.srresnet_arch import SUPPORTED_SCALES
+from srgan_plugin.base.errors import OptionsError
 
 Opt = Mapping[str, Any]
 
-
-class OptionsError(ValueError):
-    """An option file that cannot work; the message is one line that says what to do."""
 
 
 def registered_class(registry: Any, name: Any) -> Any:

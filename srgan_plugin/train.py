@@ -16,8 +16,12 @@ from typing import Any, Optional, Sequence
 import yaml
 
 import srgan_plugin  # noqa: F401  (registration and compatibility patches)
+from srgan_plugin.base.errors import command_errors
 from srgan_plugin.options_check import forced_model_type, handled_by_plugin, option_file_path
 from srgan_plugin.training.loop import train_pipeline
+
+PROG = 'python -m srgan_plugin.train'
+INTERRUPTED = 'the training states saved so far are intact: continue from the newest with --auto_resume'
 
 
 def option_file_model_type(argv: Sequence[str]) -> Any:
@@ -53,11 +57,16 @@ def runs_plugin_loop(argv: Sequence[str]) -> bool:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    """Train with the options of ``argv`` (default: the command line; BasicSR's parser reads ``sys.argv``)."""
+    """Train with the options of ``argv`` (default: the command line; BasicSR's parser reads ``sys.argv``).
+
+    The plugin's loop ends with the exit statuses of :mod:`srgan_plugin.base.errors`; BasicSR's own loop as BasicSR
+    ends it.
+    """
     if argv is not None:
         sys.argv[1:] = list(argv)
     if runs_plugin_loop(sys.argv[1:]):
-        train_pipeline(os.getcwd())
+        with command_errors(PROG, INTERRUPTED):
+            train_pipeline(os.getcwd())
     else:  # what basicsr/train.py's __main__ block does
         import basicsr.train
         basicsr.train.train_pipeline(osp.abspath(osp.join(basicsr.train.__file__, osp.pardir, osp.pardir)))

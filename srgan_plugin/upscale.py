@@ -9,7 +9,8 @@ Usage::
 in it), or, for a single input file, an output file when it ends in an image extension. The architecture is read
 from the checkpoint. 8/16-bit, grey and alpha are kept (:mod:`srgan_plugin.inference.imageio`); tiles are seamless
 with the default pad (:mod:`srgan_plugin.inference.tiling`). Files that cannot be read are listed at the end and
-make the exit status 1; the others are still written. No input file is ever overwritten.
+make the exit status 1; the others are still written. No input file is ever overwritten. Exit statuses:
+:mod:`srgan_plugin.base.errors`.
 """
 from __future__ import annotations
 
@@ -21,30 +22,35 @@ from typing import Optional, Sequence
 
 import cv2
 
+from srgan_plugin.base.errors import ArgumentParser, InferenceError, command_errors, number_argument
 from srgan_plugin.inference import checkpoint, imageio
-from srgan_plugin.inference.runtime import InferenceError, log, one_line_errors, resolve_device, resolve_dtype
+from srgan_plugin.inference.runtime import INTERRUPTED, log, resolve_device, resolve_dtype
 from srgan_plugin.inference.tiling import Upscaler, receptive_radius
 
 PROG = 'python -m srgan_plugin.upscale'
-Job = tuple[str, str]  # (input file, output file)
+SourceTarget = tuple[str, str]  # (input image, output image)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser."""
-    parser = argparse.ArgumentParser(prog=PROG, description='Upscale images with an SRResNet/SRGAN checkpoint.')
+    parser = ArgumentParser(prog=PROG, description='Upscale images with an SRResNet/SRGAN checkpoint.')
     parser.add_argument('-i', '--input', required=True, help='image file or folder of images')
     parser.add_argument('-o', '--output', required=True, help='output folder (or output file for one input file)')
     parser.add_argument('--model', help='BasicSR checkpoint (params_ema, else params) or a shipped model name '
                         '(srresnet, srgan); default: the shipped default model')
-    parser.add_argument('-s', '--outscale', type=float, help="final scale (default: the model's); Lanczos resize")
+    parser.add_argument(
+        '-s',
+        '--outscale',
+        type=number_argument(float, positive=True),
+        help="final scale (default: the model's); Lanczos resize")
     parser.add_argument(
         '--tile',
-        type=int,
+        type=number_argument(int, minimum=0),
         help='LR tile side; 0 = whole image; default: auto (tiles large images '
         'on CPU, retries with tiles after a GPU out-of-memory error)')
     parser.add_argument(
         '--tile-pad',
-        type=int,
+        type=number_argument(int, minimum=0),
         help="LR context pixels per tile; default: the network's receptive "
         'radius (seamless)')
     precision = parser.add_mutually_exclusive_group()
@@ -87,7 +93,7 @@ def _list_folder(folder: str) -> tuple[list[str], list[str]]:
     return images, others
 
 
-def _check_no_overwrite(jobs: list[Job]) -> None:
+def _check_no_overwrite(jobs: list[SourceTarget]) -> None:
     """Refuse a plan where an output is an input file or two inputs share an output."""
     inputs = {osp.realpath(src): src for src, _ in jobs}
     seen: dict[str, str] = {}
@@ -102,7 +108,10 @@ def _check_no_overwrite(jobs: list[Job]) -> None:
         seen[real] = src
 
 
-def plan_jobs(source: str, output: str, ext: str = 'auto', suffix: str = 'out') -> tuple[list[Job], list[str]]:
+def plan_jobs(source: str,
+              output: str,
+              ext: str = 'auto',
+              suffix: str = 'out') -> tuple[list[SourceTarget], list[str]]:
     """Pair each input image with its output file, refusing anything that would overwrite an input.
 
     Args:
@@ -113,7 +122,7 @@ def plan_jobs(source: str, output: str, ext: str = 'auto', suffix: str = 'out') 
         suffix (str): ``--suffix``. Default: 'out'.
 
     Returns:
-        tuple[list[Job], list[str]]: ``(input, output)`` pairs and the skipped non-image files.
+        tuple[list[SourceTarget], list[str]]: ``(input, output)`` pairs and the skipped non-image files.
     """
     if not osp.exists(source):
         raise InferenceError(f'-i {source}: no such file or folder')
@@ -162,8 +171,6 @@ def upscale_file(upscaler: Upscaler, source: str, target: str, outscale: float) 
 
 def make_upscaler(args: argparse.Namespace) -> Upscaler:
     """Load ``--model`` (or the shipped weights) onto the device and wrap it with the tiling options."""
-    if min(args.tile or 0, args.tile_pad or 0) < 0:
-        raise InferenceError('--tile and --tile-pad must be >= 0')
     device, dtype = resolve_device(args.device), resolve_dtype(args.half, args.bf16)
     net, spec = checkpoint.load_generator(checkpoint.resolve_model(args.model), device, dtype, fold_bn=True)
     radius = receptive_radius(net)
@@ -173,7 +180,7 @@ def make_upscaler(args: argparse.Namespace) -> Upscaler:
         net, spec.upscale, args.tile_pad, device=device, dtype=dtype, tile=args.tile, progress=sys.stderr.isatty())
 
 
-def run_jobs(upscaler: Upscaler, jobs: list[Job], outscale: float) -> list[str]:
+def run_jobs(upscaler: Upscaler, jobs: list[SourceTarget], outscale: float) -> list[str]:
     """Process every job, printing one line each; return ``'input: reason'`` for those that failed."""
     from tqdm import tqdm
 
@@ -187,11 +194,9 @@ def run_jobs(upscaler: Upscaler, jobs: list[Job], outscale: float) -> list[str]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    """Run the command (``argv`` defaults to ``sys.argv[1:]``); exit status 1 with one ``error:`` line on failure."""
+    """Run the command (``argv`` defaults to ``sys.argv[1:]``); exit statuses of :mod:`srgan_plugin.base.errors`."""
     args = build_parser().parse_args(argv)
-    with one_line_errors():
-        if args.outscale is not None and args.outscale <= 0:
-            raise InferenceError(f'-s {args.outscale}: the output scale must be positive')
+    with command_errors(PROG, INTERRUPTED):
         jobs, skipped = plan_jobs(args.input, args.output, args.ext, args.suffix)
         upscaler = make_upscaler(args)
         for folder in {osp.dirname(target) or '.' for _, target in jobs}:

@@ -15,7 +15,6 @@ A grid stacks such rows with ``style.gap`` between them, each row padded on the 
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
 from os import path as osp
@@ -23,14 +22,16 @@ from typing import Optional, Sequence, Union
 
 import cv2
 import numpy as np
-from basicsr.utils import imwrite
 
+from srgan_plugin.base.errors import ArgumentParser, SRGANPluginError, command_errors
+from srgan_plugin.inference.imageio import write_image
 from srgan_plugin.prepare.imgops import imresize_uint8
 
 __all__ = [
     'PanelStyle', 'label_band_height', 'resize_to_height', 'side_by_side', 'grid', 'bicubic_upscale', 'compare_folders'
 ]
 
+PROG = 'python -m srgan_plugin.visualize'
 Color = Union[int, tuple[int, int, int]]
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 
@@ -142,9 +143,11 @@ def _compose_row(images: Sequence[np.ndarray], labels: Sequence[str], height: Op
 
 
 def _finish(canvas: np.ndarray, out_path: Optional[str], rgb: bool) -> np.ndarray:
-    """Write the BGR canvas (when ``out_path`` is given) and return it in the caller's channel order."""
+    """Write the BGR canvas (when ``out_path`` is given; whole or not at all, its folder created) and return it in the
+    caller's channel order."""
     if out_path is not None:
-        imwrite(canvas, str(out_path))
+        os.makedirs(osp.dirname(osp.abspath(out_path)), exist_ok=True)
+        write_image(str(out_path), canvas)
     return cv2.cvtColor(canvas, cv2.COLOR_BGR2RGB) if rgb else canvas
 
 
@@ -288,8 +291,9 @@ def compare_folders(lr_dir: str,
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog='python -m srgan_plugin.visualize',
+    """Run the command (``argv`` defaults to ``sys.argv[1:]``); exit statuses of :mod:`srgan_plugin.base.errors`."""
+    parser = ArgumentParser(
+        prog=PROG,
         description='Side-by-side comparison: bicubic | results | HR, one row per image.')
     parser.add_argument('--lr', required=True, help='folder of LR images')
     parser.add_argument('--hr', required=True, help='folder of HR images (same names)')
@@ -313,10 +317,11 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             parser.error(f'{folder} is not a folder')
     if osp.abspath(args.out) in {osp.abspath(osp.join(d, n)) for d in (args.lr, args.hr) for n in os.listdir(d)}:
         parser.error(f'{args.out} is one of the input images; choose another output path')
-    try:
-        canvas, psnr = compare_folders(args.lr, args.hr, results, args.out, args.scale)
-    except (FileNotFoundError, ValueError) as error:
-        parser.error(str(error))
+    with command_errors(PROG, 'the grid is written whole or not at all: nothing was written'):
+        try:
+            canvas, psnr = compare_folders(args.lr, args.hr, results, args.out, args.scale)
+        except (FileNotFoundError, ValueError) as error:  # missing or mismatched result images
+            raise SRGANPluginError(f'{error}; check the --sr folders against --lr and --hr') from None
     print(f'wrote {args.out} ({canvas.shape[1]}x{canvas.shape[0]})')
     print(f'mean PSNR (Y, {args.scale} px shaved): ' + ', '.join(f'{k} {v:.2f} dB' for k, v in psnr.items()))
 

@@ -54,10 +54,13 @@ def test_different_architectures_are_named(tmp_path: Path, pair: tuple[Path, Pat
     assert not (tmp_path / 'c.pth').exists()
 
 
-def test_bad_arguments_and_inputs(tmp_path: Path, pair: tuple[Path, Path]) -> None:
+def test_bad_arguments_and_inputs(tmp_path: Path, pair: tuple[Path, Path], capsys: pytest.CaptureFixture) -> None:
     before = pair[0].read_bytes()
     expect_error('is an input checkpoint', pair[0], pair[1], '--alpha', 0.8, '-o', pair[0])
-    expect_error('must be in [0, 1]', pair[0], pair[1], '--alpha', 1.5, '-o', tmp_path / 'c.pth')
+    with pytest.raises(SystemExit) as usage:  # a bad argument: exit status 2, one line on stderr
+        interpolate.main([str(pair[0]), str(pair[1]), '--alpha', '1.5', '-o', str(tmp_path / 'c.pth')])
+    err = capsys.readouterr().err
+    assert usage.value.code == 2 and err.count('\n') == 1 and 'must be in [0, 1], got 1.5' in err, err
     torch.save(['not', 'a', 'state dict'], tmp_path / 'list.pth')
     expect_error('holds a list', pair[0], tmp_path / 'list.pth', '--alpha', 0.5, '-o', tmp_path / 'c.pth')
     (tmp_path / 'empty.pth').write_bytes(b'')

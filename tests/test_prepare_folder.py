@@ -30,12 +30,17 @@ CROP = ['--crop-size', '64', '--step', '32']
 SIZES = [(130, 203), (70, 90), (64, 64)]  # -> 18, 2 (kept whole in height), 1 sub-images
 
 
-def refused(capsys: pytest.CaptureFixture, *args: str) -> str:
-    """Run the CLI expecting a refusal: exit status 2 and one error line without traceback."""
+def refused(capsys: pytest.CaptureFixture, *args: str, status: int = 1) -> str:
+    """Run the CLI expecting a refusal: one error line without traceback, exit status 1 (an error; the line is the
+    ``SystemExit`` message, printed on stderr) or 2 (usage; the line is written to stderr)."""
     with pytest.raises(SystemExit) as exc_info:
         main(list(args))
-    assert exc_info.value.code == 2
-    err = capsys.readouterr().err
+    code, err = exc_info.value.code, capsys.readouterr().err
+    if status == 1:
+        assert isinstance(code, str) and not err, (code, err)
+        err = f'{code}\n'
+    else:
+        assert code == status, (code, err)
     assert err.count('\n') == 1 and 'error:' in err and 'Traceback' not in err, err
     return err
 
@@ -142,7 +147,7 @@ def test_more_workers_same_bytes(inputs: Path, built: Path, tmp_path: Path) -> N
         assert (out / db / 'meta_info.txt').read_text() == (built / db / 'meta_info.txt').read_text()
 
 
-# --- bad input: one line, exit 2, nothing lost ----------------------------------------------------------------------
+# --- bad input: one line, exit 1 (2 for usage), nothing lost ----------------------------------------------------------
 
 
 def test_stop_on_bad_file(inputs: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -216,16 +221,16 @@ def test_other_bad_arguments(inputs: Path, tmp_path: Path, capsys: pytest.Captur
     (tmp_path / 'junk').mkdir()
     (tmp_path / 'junk' / 'a.txt').write_text('x')
     (tmp_path / 'empty' / 'X4').mkdir(parents=True)
-    cases = {
-        'none of the 1 input files is a usable image': ['--hr', str(tmp_path / 'junk')],
-        'holds no image files (it has the folders X4': ['--hr', str(tmp_path / 'empty')],
-        'is not a folder': ['--hr', str(tmp_path / 'nowhere')],
-        'must be multiples of --scale 4': ['--hr', str(inputs / 'hr2'), '--crop-size', '66'],
-        'the same folder is given twice': ['--hr', str(inputs / 'hr2'),
-                                           str(inputs / 'hr2')],
+    cases = {  # message: (arguments, exit status)
+        'none of the 1 input files is a usable image': (['--hr', str(tmp_path / 'junk')], 1),
+        'holds no image files (it has the folders X4': (['--hr', str(tmp_path / 'empty')], 1),
+        'is not a folder': (['--hr', str(tmp_path / 'nowhere')], 1),
+        'must be multiples of --scale 4': (['--hr', str(inputs / 'hr2'), '--crop-size', '66'], 2),
+        'the same folder is given twice': (['--hr', str(inputs / 'hr2'), str(inputs / 'hr2')], 2),
     }
-    for message, args in cases.items():
-        assert message in refused(capsys, 'folder', *args, '--out', str(tmp_path / 'out'), '--workers', '1')
+    for message, (args, status) in cases.items():
+        err = refused(capsys, 'folder', *args, '--out', str(tmp_path / 'out'), '--workers', '1', status=status)
+        assert message in err and (status == 1 or err.endswith('(see python -m srgan_plugin.prepare folder --help)\n'))
     assert sorted(os.listdir(tmp_path)) == ['empty', 'junk']
 
 
@@ -256,7 +261,7 @@ def test_sigterm_leaves_nothing(tmp_path: Path) -> None:
         time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    assert proc.returncode == 128 + signal.SIGTERM, err  # 143: stopped by SIGTERM, cleaned up
     assert 'interrupted; nothing was left at the destination' in err
     assert sorted(os.listdir(tmp_path)) == ['hr']
 

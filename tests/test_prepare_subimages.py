@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 
 from conftest import synthetic_image
+from srgan_plugin.base.errors import PrepareError
 from srgan_plugin.prepare.imgops import (BadImage, bicubic_downscale, count_subimages, read_image, subimage_boxes,
                                          to_bgr_uint8)
 from srgan_plugin.prepare.keys import assign_keys, safe_key
 from srgan_plugin.prepare.lmdb_io import check_key, decode_png
 from srgan_plugin.prepare.pipeline import CropSpec, Job, process_image
-from srgan_plugin.prepare.staging import PrepareError
 
 
 def make_hr_folder(folder: Path, sizes: Sequence[tuple[int, int]], prefix: str = 'img', seed: int = 0) -> Path:

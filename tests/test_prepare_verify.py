@@ -33,14 +33,16 @@ def copy(good: Path, tmp_path: Path) -> Path:
 
 
 def verify(capsys: pytest.CaptureFixture, *paths: Path, scale: int = 0) -> tuple[int, str, str]:
-    """Exit status, stdout and stderr of ``verify`` run in-process."""
+    """Exit status, stdout and stderr of ``verify`` run in-process, as the shell would see them."""
     args = ['verify', *map(str, paths)] + (['--scale', str(scale)] if scale else [])
+    extra = ''
     try:
         status = main(args)
     except SystemExit as exit_:
-        status = exit_.code
+        status = exit_.code if isinstance(exit_.code, int) else 1
+        extra = f'{exit_.code}\n' if isinstance(exit_.code, str) else ''  # what Python prints for SystemExit(str)
     out, err = capsys.readouterr()
-    return status, out, err
+    return status, out, err + extra
 
 
 def put_raw(db: Path, key: str, value: bytes) -> None:

@@ -14,9 +14,9 @@ from conftest import REPO, run, synthetic_image
 
 from srgan_plugin import upscale
 from srgan_plugin.archs.srresnet_arch import SRResNet
+from srgan_plugin.base.errors import InferenceError
 from srgan_plugin.inference import checkpoint, imageio
 from srgan_plugin.inference.checkpoint import ArchSpec, infer_arch, random_generator
-from srgan_plugin.inference.runtime import InferenceError
 from srgan_plugin.inference.tiling import Upscaler, receptive_radius
 
 TINY = ArchSpec(num_in_ch=3, num_out_ch=3, num_feat=8, num_block=2, upscale=4, prelu_per_channel=False)
@@ -61,6 +61,16 @@ def expect_error(match: str, *argv: str) -> str:
     message = str(info.value.code)
     assert message.startswith('error: ') and '\n' not in message and match in message, message
     return message
+
+
+def expect_usage_error(capsys: pytest.CaptureFixture, match: str, *argv: str) -> str:
+    """Run the CLI in-process, expecting a usage error: exit status 2 and one ``prog: error:`` line on stderr."""
+    with pytest.raises(SystemExit) as info:
+        run_main(*argv)
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and err.count('\n') == 1 and match in err, (info.value.code, err)
+    assert err.startswith('python -m srgan_plugin.upscale: error: ')
+    return err
 
 
 # --- checkpoints ---------------------------------------------------------------------------------------------------
@@ -327,14 +337,14 @@ def test_never_overwrites_an_input(tmp_path: Path, tiny_model: Path) -> None:
     assert sha(a) == before and not (tmp_path / 'o').exists()
 
 
-def test_argument_errors(tmp_path: Path, tiny_model: Path) -> None:
+def test_argument_errors(tmp_path: Path, tiny_model: Path, capsys: pytest.CaptureFixture) -> None:
     img = write(tmp_path / 'a.png', synthetic_image(8, 8, seed=10))
     expect_error('no such file or folder', '-i', tmp_path / 'nope', '-o', tmp_path / 'o', '--model', tiny_model)
     (tmp_path / 'txt').mkdir()
     (tmp_path / 'txt' / 'a.txt').write_text('x')
     expect_error('no images in', '-i', tmp_path / 'txt', '-o', tmp_path / 'o', '--model', tiny_model)
-    expect_error('must be positive', '-i', img, '-o', tmp_path / 'o', '--model', tiny_model, '-s', '0')
-    expect_error('must be >= 0', '-i', img, '-o', tmp_path / 'o', '--model', tiny_model, '--tile', '-1')
+    expect_usage_error(capsys, 'must be positive', '-i', img, '-o', tmp_path / 'o', '--model', tiny_model, '-s', '0')
+    expect_usage_error(capsys, 'must be >= 0', '-i', img, '-o', tmp_path / 'o', '--model', tiny_model, '--tile', '-1')
     x2 = save({'params': random_generator(ArchSpec(3, 3, 8, 1, 2, False)).state_dict()}, tmp_path / 'x2.pth')
     run_main('-i', img, '-o', tmp_path / 'x2.png', '--model', x2)  # the scale comes from the checkpoint
     assert cv2.imread(str(tmp_path / 'x2.png')).shape == (16, 16, 3)

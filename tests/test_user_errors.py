@@ -433,15 +433,15 @@ CASES = {
     'verify: a folder of PNGs':
     Case('prepare', case_verify_not_an_lmdb, 1, 'does not verify', 'data.mdb is missing'),
     'prepare: empty input folder':
-    Case('prepare', case_prepare_empty_folder, 2, 'holds no image files'),
+    Case('prepare', case_prepare_empty_folder, 1, 'holds no image files'),
     'prepare: no file is an image':
-    Case('prepare', case_prepare_no_images, 2, 'none of the 2 input files is a usable'),
+    Case('prepare', case_prepare_no_images, 1, 'none of the 2 input files is a usable'),
     'prepare: a broken image, --on-bad-file stop':
-    Case('prepare', case_prepare_stop_on_bad_file, 2, 'broken.png'),
+    Case('prepare', case_prepare_stop_on_bad_file, 1, 'broken.png'),
     'prepare: --out is a file':
-    Case('prepare', case_prepare_out_is_a_file, 2, 'exists and is not a folder'),
+    Case('prepare', case_prepare_out_is_a_file, 1, 'exists and is not a folder'),
     'prepare: finished output, other settings':
-    Case('prepare', case_prepare_over_other_settings, 2, 'made differently (crop_size: 64 there, 48 asked'),
+    Case('prepare', case_prepare_over_other_settings, 1, 'made differently (crop_size: 64 there, 48 asked'),
     'train: LMDB keys differ':
     Case('train', case_train_lmdb_keys_differ, 1, 'list different keys'),
     'train: meta_info key not stored':

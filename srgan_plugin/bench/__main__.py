@@ -1,5 +1,6 @@
 """``python -m srgan_plugin.bench``: training-step, inference and data-loading speed, the plugin vs BasicSR's own
-SRGAN, in one process on one device. See ``srgan_plugin/bench/__init__.py`` for what is measured and how."""
+SRGAN, in one process on one device. See ``srgan_plugin/bench/__init__.py`` for what is measured and how. Exit
+statuses: :mod:`srgan_plugin.base.errors`."""
 from __future__ import annotations
 
 import argparse
@@ -9,12 +10,14 @@ from typing import Any, Optional, Sequence
 
 import torch
 
+from srgan_plugin.base.errors import ArgumentParser, SRGANPluginError, command_errors
 from srgan_plugin.base.files import atomic_output
 from srgan_plugin.bench import data as data_bench
 from srgan_plugin.bench import inference as infer_bench
 from srgan_plugin.bench import training as train_bench
 from srgan_plugin.bench.measure import machine
 
+PROG = 'python -m srgan_plugin.bench'
 SECTIONS = ('train', 'infer', 'data')
 
 
@@ -23,7 +26,7 @@ def comma_list(text: str) -> list[str]:
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog='python -m srgan_plugin.bench', description=__doc__)
+    parser = ArgumentParser(prog=PROG, description=__doc__)
     parser.add_argument('--device', default='auto', help='auto (cuda when available), cpu, cuda or cuda:N')
     parser.add_argument(
         '--sections', type=comma_list, default=list(SECTIONS), help='comma list of ' + ', '.join(SECTIONS))
@@ -57,6 +60,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         parser.error(f'--crops: {bad_crops[0]} is not a positive multiple of 16 (the discriminators need that)')
     if min(args.batch, args.repeats, args.infer_size) < 1 or args.warmup < 0:
         parser.error('--batch, --repeats and --infer-size must be >= 1 and --warmup >= 0')
+    bad = [v for v in args.variants or () if v not in train_bench.VARIANTS]
+    if bad:
+        parser.error(f'unknown variant {bad[0]!r}: use {", ".join(train_bench.VARIANTS)}')
     return args
 
 
@@ -65,17 +71,21 @@ def resolve_device(name: str) -> torch.device:
         return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     device = torch.device(name)
     if device.type == 'cuda' and not torch.cuda.is_available():
-        raise SystemExit('error: --device cuda but torch sees no GPU; use --device cpu')
+        raise SRGANPluginError('--device cuda but torch sees no GPU; use --device cpu')
     return device
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the command (``argv`` defaults to ``sys.argv[1:]``); exit statuses of :mod:`srgan_plugin.base.errors`."""
     args = parse_args(argv)
+    with command_errors(PROG, 'no JSON report was written'):
+        return measure(args)
+
+
+def measure(args: argparse.Namespace) -> int:
+    """Run the requested sections and print their tables; write the JSON report when asked."""
     device = resolve_device(args.device)
     variants = args.variants or train_bench.default_variants(device)
-    bad = [v for v in variants if v not in train_bench.VARIANTS]
-    if bad:
-        raise SystemExit(f'error: unknown variant {bad[0]!r}: use {", ".join(train_bench.VARIANTS)}')
     torch.backends.cudnn.benchmark = True  # the training loop's default (option cudnn_benchmark)
     report: dict[str, Any] = {'machine': machine(device), 'device': str(device), 'argv': sys.argv[1:]}
     print(f'# srgan_plugin.bench on {report["machine"]}\n', flush=True)

@@ -3,15 +3,16 @@
 Used by ``python -m srgan_plugin.upscale``, ``.evaluate``, ``.export`` and ``.interpolate``; importing it registers
 nothing in BasicSR's registries.
 """
+from srgan_plugin.base.errors import InferenceError
 from srgan_plugin.inference.bn_fold import count_batchnorm, fold_batchnorm
 from srgan_plugin.inference.checkpoint import (ArchSpec, infer_arch, load_generator, read_state_dict, require_same_arch,
-                                               resolve_model)
+                                               resolve_model, shipped_models)
 from srgan_plugin.inference.imageio import Picture, read_picture, write_image
-from srgan_plugin.inference.runtime import InferenceError, one_line_errors, resolve_device, resolve_dtype
+from srgan_plugin.inference.runtime import resolve_device, resolve_dtype
 from srgan_plugin.inference.tiling import Upscaler, receptive_radius
 
 __all__ = [
     'ArchSpec', 'InferenceError', 'Picture', 'Upscaler', 'count_batchnorm', 'fold_batchnorm', 'infer_arch',
-    'load_generator', 'one_line_errors', 'read_picture', 'read_state_dict', 'receptive_radius', 'require_same_arch',
-    'resolve_device', 'resolve_dtype', 'resolve_model', 'write_image'
+    'load_generator', 'read_picture', 'read_state_dict', 'receptive_radius', 'require_same_arch', 'resolve_device',
+    'resolve_dtype', 'resolve_model', 'shipped_models', 'write_image'
 ]

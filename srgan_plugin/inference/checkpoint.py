@@ -22,7 +22,7 @@ from torch import Tensor
 
 from srgan_plugin.archs.srresnet_arch import SUPPORTED_SCALES, SRResNet
 from srgan_plugin.inference.bn_fold import fold_batchnorm
-from srgan_plugin.inference.runtime import InferenceError
+from srgan_plugin.base.errors import InferenceError
 from srgan_plugin.base.files import sha256_of
 
 __all__ = [

@@ -21,8 +21,8 @@ from typing import Callable, Iterator, Optional
 import cv2
 import numpy as np
 
+from srgan_plugin.base.errors import InferenceError
 from srgan_plugin.base.files import atomic_output
-from srgan_plugin.inference.runtime import InferenceError
 from srgan_plugin.prepare.imgops import decode_unchanged
 
 __all__ = [

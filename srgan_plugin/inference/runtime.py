@@ -1,41 +1,19 @@
-"""What the inference commands share: the error type they turn into one ``error:`` line (Ctrl-C and SIGTERM too),
-device and precision choice, and recognising out-of-memory errors. Their outputs are written whole or not at all
-(:func:`srgan_plugin.base.files.atomic_output`)."""
+"""What the inference commands share: device and precision choice, progress lines, recognising out-of-memory errors,
+and what an interruption leaves (:data:`INTERRUPTED`). Their errors are
+:class:`~srgan_plugin.base.errors.InferenceError` and their exit statuses those of :mod:`srgan_plugin.base.errors`;
+their outputs are written whole or not at all (:func:`srgan_plugin.base.files.atomic_output`)."""
 from __future__ import annotations
 
-import contextlib
 import sys
-from typing import Iterator
 
 import torch
 
-from srgan_plugin.interrupts import sigterm_as_interrupt
+from srgan_plugin.base.errors import InferenceError
 
-__all__ = [
-    'InferenceError', 'one_line_errors', 'resolve_device', 'resolve_dtype', 'is_out_of_memory', 'log'
-]
-INTERRUPTED = 'error: interrupted; the files written so far are complete, and no partial file was left'
+__all__ = ['INTERRUPTED', 'resolve_device', 'resolve_dtype', 'is_out_of_memory', 'log']
+INTERRUPTED = 'the files written so far are complete, and no partial file was left'  # after 'error: interrupted; '
 
 DTYPES = {'fp32': torch.float32, 'fp16': torch.float16, 'bf16': torch.bfloat16}
-
-
-class InferenceError(ValueError):
-    """Bad input to an inference command; the message says what is wrong and what to do."""
-
-
-@contextlib.contextmanager
-def one_line_errors() -> Iterator[None]:
-    """Context manager for CLIs: an :class:`InferenceError` becomes ``SystemExit('error: ...')`` (status 1); Ctrl-C
-    and SIGTERM end with one ``error: interrupted`` line and status 130 (outputs are written through
-    :func:`srgan_plugin.base.files.atomic_output`, so none is left half-written)."""
-    try:
-        with sigterm_as_interrupt():
-            yield
-    except InferenceError as error:
-        raise SystemExit(f'error: {error}') from None
-    except KeyboardInterrupt:
-        sys.stderr.write(f'{INTERRUPTED}\n')
-        raise SystemExit(130) from None
 
 
 def log(message: str) -> None:

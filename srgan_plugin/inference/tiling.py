@@ -21,7 +21,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from srgan_plugin.inference.runtime import InferenceError, is_out_of_memory, log
+from srgan_plugin.base.errors import InferenceError
+from srgan_plugin.inference.runtime import is_out_of_memory, log
 
 __all__ = ['CPU_MEMORY_BUDGET', 'MIN_TILE', 'receptive_radius', 'activation_bytes', 'tile_boxes', 'Upscaler', 'Box']
 

@@ -25,6 +25,8 @@ from basicsr.utils import get_root_logger
 from torch import nn
 from torchvision.models import vgg as tv_vgg
 
+from srgan_plugin.base.errors import VGGWeightsError, VGGWeightsMismatchError
+
 VGG19_FILENAME = 'vgg19-dcbb9e9d.pth'
 VGG19_URL = f'https://download.pytorch.org/models/{VGG19_FILENAME}'
 DOWNLOAD_STALL_TIMEOUT_S = 60  # a network that silently drops packets fails after this, instead of hanging
@@ -35,12 +37,6 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 _PAPER_LAYER = re.compile(r'^vgg(\d)(\d)$')
 
 
-class VGGWeightsError(FileNotFoundError):
-    """The VGG19 weights cannot be found (or downloaded). The message is a single line that says how to fix it."""
-
-
-class VGGWeightsMismatchError(ValueError):
-    """The VGG19 weight file exists but does not hold a VGG19 (``features``) state dict."""
 
 
 def vgg19_cache_path() -> str:

@@ -8,13 +8,11 @@ import torch
 from basicsr.utils.dist_util import master_only
 from torch import nn
 
+from srgan_plugin.base.errors import NonFiniteWeightsError
 from srgan_plugin.base.files import atomic_save
 
 NetOrNets = Union[nn.Module, Sequence[nn.Module]]
 
-
-class NonFiniteWeightsError(RuntimeError):
-    """Raised instead of writing a checkpoint whose weights contain NaN or Inf."""
 
 
 class AtomicCheckpointMixin:

@@ -8,12 +8,10 @@ from basicsr.utils import get_root_logger
 from torch import Tensor, nn, optim
 
 from srgan_plugin.base.distributed import all_ranks_agree
+from srgan_plugin.base.errors import NonFiniteLossError
 
 DEFAULT_MAX_NONFINITE_STEPS = 10
 
-
-class NonFiniteLossError(RuntimeError):
-    """Training produced non-finite losses or gradients ``train.max_nonfinite_steps`` times in a row."""
 
 
 def all_finite(loss: Tensor, grads: Iterable[Tensor]) -> bool:

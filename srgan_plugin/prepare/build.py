@@ -20,10 +20,11 @@ from typing import Any, Callable, Optional, Sequence
 
 import lmdb
 
+from srgan_plugin.base.errors import PrepareError, VerifyError
 from srgan_plugin.prepare.keys import write_keys_tsv
-from srgan_plugin.prepare.lmdb_io import VerifyError, check_lmdb_pair
+from srgan_plugin.prepare.lmdb_io import check_lmdb_pair
 from srgan_plugin.prepare.pipeline import Job, LmdbPairSink, PipelineReport, PngPairSink, default_workers, run_pipeline
-from srgan_plugin.prepare.staging import MANIFEST, PrepareError, read_manifest, staged_entries, write_manifest
+from srgan_plugin.prepare.staging import MANIFEST, read_manifest, staged_entries, write_manifest
 from srgan_plugin.version import __version__
 
 SCALES = (2, 3, 4, 8)

@@ -34,10 +34,11 @@ import numpy as np
 from basicsr.utils import imwrite
 from tqdm import tqdm
 
+from srgan_plugin.base.errors import PrepareError, VerifyError
 from srgan_plugin.prepare.imgops import (bicubic_downscale, center_crop, extract_subimages, mod_crop,
                                          subimage_positions, torch_threads)
-from srgan_plugin.prepare.lmdb_io import LmdbWriter, VerifyError, check_lmdb_pair
-from srgan_plugin.prepare.staging import PrepareError, is_empty_dir, read_manifest, staged_output, write_manifest
+from srgan_plugin.prepare.lmdb_io import LmdbWriter, check_lmdb_pair
+from srgan_plugin.prepare.staging import is_empty_dir, read_manifest, staged_output, write_manifest
 from srgan_plugin.version import __version__
 
 KIND = 'demo'

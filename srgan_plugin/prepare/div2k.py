@@ -24,9 +24,9 @@ import argparse
 from os import path as osp
 from typing import Sequence
 
+from srgan_plugin.base.errors import PrepareError
 from srgan_plugin.prepare.build import command_parser, list_images, run_plan
 from srgan_plugin.prepare.folder import add_subimage_arguments, lmdb_layout, subimage_plan
-from srgan_plugin.prepare.staging import PrepareError
 
 DEFAULT_OUT = osp.join('datasets', 'DIV2K')
 CROP_SIZE, STEP, THRESH_SIZE = 480, 240, 0  # BasicSR's extract_subimages.py for DIV2K HR

@@ -22,11 +22,11 @@ import argparse
 from os import path as osp
 from typing import Any, Optional, Sequence
 
+from srgan_plugin.base.errors import UsageError
 from srgan_plugin.prepare.build import (Plan, add_common_arguments, command_parser, common_settings, list_images,
                                         run_plan)
 from srgan_plugin.prepare.keys import KEYS_FILE, assign_keys
 from srgan_plugin.prepare.pipeline import CropSpec, Job
-from srgan_plugin.prepare.staging import PrepareError
 
 CROP_SIZE, STEP, THRESH_SIZE = 240, 120, 0
 COMPRESS_LEVEL = 1  # BasicSR's create_lmdb.py
@@ -46,11 +46,11 @@ def crop_spec(args: argparse.Namespace) -> CropSpec:
     """The crop settings of ``args``, checked against the scale (LR crops must fall on whole LR pixels)."""
     spec = CropSpec(args.crop_size, args.step, args.thresh_size)
     if spec.crop_size % args.scale or spec.step % args.scale:
-        raise PrepareError(f'--crop-size {spec.crop_size} and --step {spec.step} must be multiples of --scale '
-                           f'{args.scale}')
+        raise UsageError(f'--crop-size {spec.crop_size} and --step {spec.step} must be multiples of --scale '
+                         f'{args.scale}')
     if spec.crop_size < 2 * args.scale or spec.step < 1 or spec.thresh_size < 0:
-        raise PrepareError(f'--crop-size must be at least {2 * args.scale}, --step at least 1, --thresh-size at '
-                           'least 0')
+        raise UsageError(f'--crop-size must be at least {2 * args.scale}, --step at least 1, --thresh-size at '
+                         'least 0')
     return spec
 
 
@@ -132,6 +132,6 @@ def run(args: argparse.Namespace) -> None:
     """Entry point of the ``folder`` subcommand."""
     real = [osp.realpath(folder) for folder in args.hr]
     if len(set(real)) != len(real):
-        raise PrepareError('the same folder is given twice in --hr')
+        raise UsageError('the same folder is given twice in --hr')
     files = [path for folder in args.hr for path in list_images(folder)]
     run_plan(subimage_plan('folder', args, files, lmdb_layout('train', args.scale)), args)

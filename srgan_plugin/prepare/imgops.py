@@ -24,6 +24,8 @@ import torch
 from basicsr.data.transforms import mod_crop
 from basicsr.utils.matlab_functions import imresize
 
+from srgan_plugin.base.errors import BadImage
+
 __all__ = [
     'mod_crop', 'torch_threads', 'imresize_uint8', 'bicubic_downscale', 'center_crop', 'subimage_starts',
     'subimage_positions', 'extract_subimages', 'subimage_key', 'subimage_boxes', 'count_subimages', 'BadImage',
@@ -195,9 +197,6 @@ def count_subimages(h: int, w: int, crop_size: int, step: int, thresh_size: int 
     2040x1356, with 480 / 240 / 0)."""
     return len(subimage_boxes(h, w, crop_size, step, thresh_size))
 
-
-class BadImage(ValueError):
-    """An input file that is not a usable image; the message says why."""
 
 
 def to_bgr_uint8(img: np.ndarray) -> tuple[np.ndarray, list[str]]:

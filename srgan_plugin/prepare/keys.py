@@ -23,7 +23,7 @@ import unicodedata
 from os import path as osp
 from typing import Sequence
 
-from srgan_plugin.prepare.staging import PrepareError
+from srgan_plugin.base.errors import PrepareError
 
 KEYS_FILE = 'keys.tsv'
 SLUG_LENGTH = 40

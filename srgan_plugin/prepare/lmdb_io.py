@@ -26,7 +26,7 @@ import lmdb
 import numpy as np
 from tqdm import tqdm
 
-from srgan_plugin.prepare.staging import PrepareError
+from srgan_plugin.base.errors import VerifyError
 
 META_INFO = 'meta_info.txt'
 _META_LINE = re.compile(r'^(?P<key>[^\s.]+)\.png \((?P<h>\d+),(?P<w>\d+),(?P<c>\d+)\) (?P<level>\d+)$')
@@ -288,16 +288,6 @@ def check_lmdb(lmdb_path: str) -> list[MetaInfo]:
         raise ValueError(f'{lmdb_path}: {len(stored)} keys stored but {len(meta_keys)} listed in {META_INFO}, '
                          f'{len(set(stored) ^ set(meta_keys))} differ')
     return entries
-
-
-class VerifyError(PrepareError):
-    """A database that does not verify; ``problems`` lists what is wrong (one line each)."""
-    exit_status = 1
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        more = f' (and {len(problems) - 1} more problem(s))' if len(problems) > 1 else ''
-        super().__init__(f'{problems[0]}{more}')
 
 
 @dataclasses.dataclass

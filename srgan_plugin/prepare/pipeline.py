@@ -31,10 +31,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from srgan_plugin.prepare.imgops import (BadImage, bicubic_downscale, mod_crop, read_image, subimage_boxes,
-                                         subimage_key, torch_threads)
+from srgan_plugin.base.errors import BadImage, PrepareError
+from srgan_plugin.prepare.imgops import (bicubic_downscale, mod_crop, read_image, subimage_boxes, subimage_key,
+                                         torch_threads)
 from srgan_plugin.prepare.lmdb_io import LmdbWriter, encode_png
-from srgan_plugin.prepare.staging import PrepareError
 
 Shape = tuple[int, int, int]
 

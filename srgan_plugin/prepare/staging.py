@@ -26,14 +26,12 @@ import shutil
 from os import path as osp
 from typing import Any, Iterator, Optional, Sequence
 
+from srgan_plugin.base.errors import PrepareError
 from srgan_plugin.base.files import TEMP_MARK, temporary_path
 
 MANIFEST = 'prepare_info.json'
 PARTIAL_MARKER = '.prepare_partial'
 
-
-class PrepareError(Exception):
-    """A dataset preparation that cannot go on; the message is one line that says what to do."""
 
 
 def staging_path(out: str) -> str:

@@ -5,8 +5,8 @@ keys: :func:`srgan_plugin.prepare.lmdb_io.check_lmdb`), every entry decodes as a
 meta_info.txt gives. For two databases (HR and LR, in either order): the key sets are equal and every HR image is
 ``scale`` times its LR image in height and width, with the same channels (``--scale``, or the ratio of the first
 pair). The exit status says it: 0 when everything checks out, 1 when a problem was found (listed, then one
-``error:`` line), 2 for usage errors. The checks themselves are :func:`srgan_plugin.prepare.lmdb_io.check_lmdb_pair`
-and :func:`~srgan_plugin.prepare.lmdb_io.check_images`.
+``error:`` line), 2 for usage errors (:mod:`srgan_plugin.base.errors`). The checks themselves are
+:func:`srgan_plugin.prepare.lmdb_io.check_lmdb_pair` and :func:`~srgan_plugin.prepare.lmdb_io.check_images`.
 """
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from typing import Optional
 
 import lmdb
 
+from srgan_plugin.base.errors import UsageError, VerifyError
 from srgan_plugin.prepare.build import command_parser
-from srgan_plugin.prepare.lmdb_io import VerifyError, check_images, check_lmdb, check_lmdb_pair
-from srgan_plugin.prepare.staging import PrepareError
+from srgan_plugin.prepare.lmdb_io import check_images, check_lmdb, check_lmdb_pair
 
 MAX_LISTED = 20
 
@@ -67,7 +67,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def run(args: argparse.Namespace) -> None:
     """Entry point of the ``verify`` subcommand."""
     if len(args.lmdb) > 2:
-        raise PrepareError(f'verify takes one or two .lmdb folders, got {len(args.lmdb)}')
+        raise UsageError(f'verify takes one or two .lmdb folders, got {len(args.lmdb)}')
     try:
         print(verify(args.lmdb, args.scale))
     except VerifyError as error:

@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional
 
 import torch
 
+from srgan_plugin.base.errors import CheckpointError
 from srgan_plugin.base.files import sha256_of
 
 STATE_SUFFIX = '.state'
@@ -23,9 +24,6 @@ _STATE_NAME = re.compile(r'^(\d+)\.state$')
 _NET_NAME = re.compile(r'^net_(?P<label>\w+?)_(?P<iter>\d+)\.pth$')
 Report = Callable[[str], None]
 
-
-class CheckpointError(RuntimeError):
-    """A checkpoint that cannot be used; the message says which file and why."""
 
 
 def load(path: str) -> Any:

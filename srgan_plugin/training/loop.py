@@ -13,7 +13,8 @@ in addition:
 - ``logger.save_on_signal`` (default true): SIGTERM/SIGINT save a training state, then exit with 128 + signal; the
   DataLoader workers ignore both, so a signal to the whole process group (Ctrl-C, a scheduler) ends the same way;
 - ``logger.keep_last_states`` (default null = all): older states and their networks are removed after a save;
-- non-finite losses skip steps (``train.max_nonfinite_steps``); errors end with one ``error:`` line.
+- non-finite losses skip steps (``train.max_nonfinite_steps``); errors end with one ``error:`` line (exit statuses:
+  :mod:`srgan_plugin.base.errors`).
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import datetime
 import itertools
 import logging
 import math
-import sys
+import signal
 import time
 from dataclasses import dataclass
 from os import path as osp
@@ -37,11 +38,11 @@ from basicsr.utils import (AvgTimer, MessageLogger, check_resume, get_env_info, 
 from basicsr.utils import options as basicsr_options
 from basicsr.utils.options import copy_opt_file, dict2str
 
-from srgan_plugin.models.checkpointing import AtomicCheckpointMixin, NonFiniteWeightsError
-from srgan_plugin.models.nonfinite import NonFiniteLossError
-from srgan_plugin.training import checkpoints
 from srgan_plugin.base.distributed import gather_objects, is_distributed, leave, rank, world_size
+from srgan_plugin.base.errors import CheckpointError, SRGANPluginError, signal_status
 from srgan_plugin.base.files import remove_temporaries
+from srgan_plugin.models.checkpointing import AtomicCheckpointMixin
+from srgan_plugin.training import checkpoints
 from srgan_plugin.training.signals import StopRequest, quiet_workers, workers_start_deaf
 from srgan_plugin.training.state import ResumableSampler, capture_rng, preserved_rng, restore_rng
 
@@ -77,8 +78,8 @@ def find_resume(opt: Opt, notes: list[str]) -> Optional[dict[str, Any]]:
                                               newest)
         chosen, state = found if found else (None, None)
         if explicit and chosen is None:
-            raise SystemExit(f'error: path.resume_state: {explicit} and every older state are unusable (see above '
-                             'warnings); remove resume_state to start afresh')
+            raise CheckpointError(f'path.resume_state: {explicit} and every older state are unusable (see above '
+                                  'warnings); remove resume_state to start afresh')
     if is_distributed():
         box = [chosen]
         dist.broadcast_object_list(box, src=0)
@@ -233,7 +234,7 @@ class Trainer:
                 self.save()
             self.logger.info(f'{stop.name or "Stop requested"} received: training state of iter {current_iter} '
                              'saved; continue with --auto_resume.')
-            raise SystemExit(128 + (stop.signum or 15))
+            raise SystemExit(signal_status(stop.signum or signal.SIGTERM))
 
     def save(self) -> None:
         self.logger.info('Saving models and training states.')
@@ -278,16 +279,12 @@ def setup_run(opt: Opt, args: Any, resumed: bool) -> tuple[logging.Logger, Any]:
 
 
 def train_pipeline(root_path: str) -> None:
-    """``basicsr.train.train_pipeline`` with the guarantees listed in this module's docstring."""
-    try:
-        _train_pipeline(root_path)
-    except KeyboardInterrupt:  # Ctrl-C before the loop, a second one in it, or with logger.save_on_signal: false
-        sys.stderr.write('error: interrupted; the training states saved so far are intact: continue from the newest '
-                         'with --auto_resume\n')
-        raise SystemExit(130) from None
+    """``basicsr.train.train_pipeline`` with the guarantees listed in this module's docstring.
 
-
-def _train_pipeline(root_path: str) -> None:
+    Errors raised in the loop (:class:`~srgan_plugin.base.errors.SRGANPluginError`) are also written to the log;
+    ``srgan_plugin.train.main`` reports them, and Ctrl-C, as one line
+    (:func:`~srgan_plugin.base.errors.command_errors`).
+    """
     # BasicSR's parser, patched by compat: cwd root, option checks, init_dist with gloo or NCCL
     opt, args = basicsr_options.parse_options(root_path, is_train=True)
     opt['root_path'] = root_path
@@ -299,9 +296,9 @@ def _train_pipeline(root_path: str) -> None:
         logger.warning(note)
     try:
         Trainer(opt, logger, tb_logger, resume).run()
-    except (NonFiniteLossError, NonFiniteWeightsError) as error:
+    except SRGANPluginError as error:  # e.g. non-finite losses: in the log too
         logger.error(str(error))
-        raise SystemExit(f'error: {error}') from None
+        raise
     finally:
         if tb_logger:
             tb_logger.close()
