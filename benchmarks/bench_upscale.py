@@ -6,7 +6,7 @@
    setting, measured from outside: wall clock, and the child's ``ru_maxrss`` from ``os.wait4``, i.e. the process
    peak RSS, Python, torch and the image buffers included) for a ``--size``-square LR image -> a ``4 x --size``
    output, with each ``--tiles`` setting (``auto`` = the command's default). The network is the **default SRResNet
-   (x4, 64 features, 16 blocks) with random weights** (:func:`srgan_plugin.inference.checkpoint.random_generator`):
+   (x4, 64 features, 16 blocks) with random weights** (:func:`srgan_plugin.inference.weights.random_generator`):
    speed and memory do not depend on the weights' values, but the output is not a meaningful image. A baseline row
    gives the peak RSS of a process that only imports the command and loads the checkpoint.
 2. Agreement: the same network in-process on a ``--compare-size`` image, whole vs tiled (``--compare-tile``, the
@@ -29,16 +29,16 @@ import cv2
 import numpy as np
 import torch
 
-from srgan_plugin.inference.checkpoint import random_generator
 from srgan_plugin.inference.imageio import quantize
 from srgan_plugin.inference.tiling import Upscaler
+from srgan_plugin.inference.weights import random_generator
 
 HERE = osp.dirname(osp.abspath(__file__))
 sys.path.insert(0, HERE)
 from bench_prepare import machine  # noqa: E402
 
 REPO = osp.dirname(HERE)
-LOAD_ONLY = ('import sys; from srgan_plugin.inference.checkpoint import load_generator; '
+LOAD_ONLY = ('import sys; from srgan_plugin.inference.weights import load_generator; '
              'load_generator(sys.argv[1])')
 
 

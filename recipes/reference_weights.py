@@ -240,7 +240,7 @@ def read_scores(results: Optional[str], checkpoint: str, packaged: str) -> dict[
 
 def model_entry(phase: int, checkpoint: str, file: str, label: Optional[str], scores: dict[str, Any]) -> dict:
     """The manifest entry of one packaged generator (``file`` already written)."""
-    from srgan_plugin.inference.checkpoint import infer_arch, read_state_dict
+    from srgan_plugin.inference.weights import infer_arch, read_state_dict
     from srgan_plugin.base.files import sha256_of
 
     opt = experiment_options(checkpoint)
@@ -272,7 +272,7 @@ def model_entry(phase: int, checkpoint: str, file: str, label: Optional[str], sc
 
 def load_params(path: str) -> dict[str, Any]:
     """``params_ema`` (else ``params``) of a BasicSR checkpoint, checked to be an SRResNet."""
-    from srgan_plugin.inference.checkpoint import infer_arch, read_state_dict
+    from srgan_plugin.inference.weights import infer_arch, read_state_dict
     from srgan_plugin.inference.runtime import InferenceError
 
     try:
@@ -285,7 +285,7 @@ def load_params(path: str) -> dict[str, Any]:
 
 def check_reference(state: dict[str, Any], path: str, label: Optional[str]) -> None:
     """Without ``--label`` only the reference architecture (x4, 64 features, 16 blocks) may be packaged."""
-    from srgan_plugin.inference.checkpoint import infer_arch
+    from srgan_plugin.inference.weights import infer_arch
 
     spec = dataclasses.asdict(infer_arch(state, path))
     differs = [f'{k} {spec[k]} (reference {v})' for k, v in REFERENCE_ARCH.items() if spec[k] != v]
@@ -296,7 +296,7 @@ def check_reference(state: dict[str, Any], path: str, label: Optional[str]) -> N
 
 def check_destination(out: str, label: Optional[str], force: bool) -> None:
     """Refuse a labelled stand-in in the real weights folder, and an existing manifest without ``force``."""
-    from srgan_plugin.inference.checkpoint import WEIGHTS_DIR
+    from srgan_plugin.inference.weights import WEIGHTS_DIR
 
     if label and osp.realpath(out) == osp.realpath(WEIGHTS_DIR):
         raise RecipeError(f'--label "{label}" marks a stand-in, which never goes into {WEIGHTS_DIR}; '

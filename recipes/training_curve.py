@@ -26,7 +26,7 @@ if REPO not in sys.path:
 
 from basicsr.metrics import calculate_psnr  # noqa: E402
 
-from srgan_plugin.inference import checkpoint  # noqa: E402
+from srgan_plugin.inference import weights as checkpoint  # noqa: E402
 from srgan_plugin.visualize import bicubic_upscale  # noqa: E402
 
 KEYS = ('params', 'params_ema')

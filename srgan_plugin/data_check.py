@@ -150,7 +150,7 @@ def check_pretrained(opt: Opt) -> None:
     Raises:
         DataError: Naming the file, and the tensor or what is wrong with the file.
     """
-    from srgan_plugin.inference.checkpoint import load_checkpoint, require_finite
+    from srgan_plugin.inference.weights import load_checkpoint, require_finite
 
     paths = opt.get('path')
     if not isinstance(paths, Mapping) or opt.get('auto_resume') or paths.get('resume_state'):

@@ -36,7 +36,7 @@ import numpy as np
 
 from srgan_plugin.base.errors import ArgumentParser, InferenceError, command_errors, number_argument
 from srgan_plugin.base.files import atomic_output
-from srgan_plugin.inference import checkpoint, imageio
+from srgan_plugin.inference import imageio, weights
 from srgan_plugin.inference.runtime import INTERRUPTED, log, resolve_device
 from srgan_plugin.inference.tiling import Upscaler
 from srgan_plugin.prepare.imgops import BadImage, center_crop, mod_crop, read_image
@@ -120,7 +120,7 @@ def load_methods(paths: Sequence[str], device_name: str, scale: int) -> list[Met
     device = resolve_device(device_name)
     methods = [Method('bicubic')]
     for path, label in zip(paths, model_labels(paths)):
-        net, spec = checkpoint.load_generator(path, device)
+        net, spec = weights.load_generator(path, device)
         if spec.upscale != scale:
             raise InferenceError(f'{path} is an x{spec.upscale} model ({spec.describe()}) but the data is '
                                  f'x{scale} (LR_bicubic/X{scale}); pass --scale {spec.upscale} with matching data')

@@ -27,7 +27,7 @@ from torch import nn
 
 from srgan_plugin.base.errors import ArgumentParser, InferenceError, command_errors
 from srgan_plugin.base.files import atomic_output
-from srgan_plugin.inference import checkpoint
+from srgan_plugin.inference import weights
 from srgan_plugin.inference.bn_fold import fold_batchnorm
 from srgan_plugin.inference.runtime import INTERRUPTED, log
 
@@ -116,7 +116,7 @@ def _check_paths(args: argparse.Namespace) -> None:
 
 def export(args: argparse.Namespace) -> None:
     """Load, fold, export and check; print one line per step."""
-    net, spec = checkpoint.load_generator(args.model)
+    net, spec = weights.load_generator(args.model)
     folded = fold_batchnorm(net)
     log(f'{args.model}: {spec.describe()}; BatchNorm folded (max abs difference {max_difference(net, folded):.2e})')
     with atomic_output(args.onnx) as partial:  # a file that fails the check (or Ctrl-C) is not left behind

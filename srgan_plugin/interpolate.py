@@ -23,7 +23,7 @@ from torch import Tensor
 
 from srgan_plugin.base.errors import ArgumentParser, InferenceError, command_errors, number_argument
 from srgan_plugin.base.files import atomic_output
-from srgan_plugin.inference import checkpoint
+from srgan_plugin.inference import weights
 from srgan_plugin.inference.runtime import INTERRUPTED, log
 
 PROG = 'python -m srgan_plugin.interpolate'
@@ -70,13 +70,13 @@ def _check_paths(args: argparse.Namespace) -> None:
             raise InferenceError(f'-o {args.output} is an input checkpoint; choose another output file')
 
 
-def interpolate(args: argparse.Namespace) -> checkpoint.ArchSpec:
+def interpolate(args: argparse.Namespace) -> weights.ArchSpec:
     """Load both checkpoints, check they match, write the interpolation atomically; return the architecture."""
-    state_a, state_b = checkpoint.read_state_dict(args.a), checkpoint.read_state_dict(args.b)
-    spec = checkpoint.infer_arch(state_a, args.a)
-    checkpoint.require_same_arch(spec, checkpoint.infer_arch(state_b, args.b), args.a, args.b)
+    state_a, state_b = weights.read_state_dict(args.a), weights.read_state_dict(args.b)
+    spec = weights.infer_arch(state_a, args.a)
+    weights.require_same_arch(spec, weights.infer_arch(state_b, args.b), args.a, args.b)
     mixed = interpolate_state(state_a, state_b, args.alpha)
-    checkpoint.build_generator(spec).load_state_dict(mixed, strict=True)  # the result must load
+    weights.build_generator(spec).load_state_dict(mixed, strict=True)  # the result must load
     recipe = {'a': osp.abspath(args.a), 'b': osp.abspath(args.b), 'alpha': args.alpha}
     os.makedirs(osp.dirname(osp.abspath(args.output)), exist_ok=True)
     with atomic_output(args.output) as partial:

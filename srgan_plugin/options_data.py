@@ -178,7 +178,7 @@ def check_lmdb_pair(where: str, hr_root: str, lr_root: str, scale: int, training
 def checkpoint_state(path: str, param_key: Any) -> dict[str, torch.Tensor]:
     """The state dict BasicSR's ``load_network`` would take from ``path`` with ``param_key`` (it falls back to
     ``params`` when ``param_key`` is missing), read with ``weights_only=True``."""
-    from srgan_plugin.inference.checkpoint import load_checkpoint, read_state_dict, select_params
+    from srgan_plugin.inference.weights import load_checkpoint, read_state_dict, select_params
 
     try:
         obj = read_state_dict(path) if param_key is None else load_checkpoint(path)
@@ -202,7 +202,7 @@ def checkpoint_state(path: str, param_key: Any) -> dict[str, torch.Tensor]:
 def check_pretrained_generator(opt: Opt) -> None:
     """``path.pretrain_network_g`` holds an SRResNet of ``network_g``'s architecture (when ``strict_load_g``)."""
     from srgan_plugin.archs import SRResNet
-    from srgan_plugin.inference.checkpoint import ArchSpec, infer_arch
+    from srgan_plugin.inference.weights import ArchSpec, infer_arch
 
     paths, net_g = opt.get('path') or {}, opt.get('network_g') or {}
     checkpoint = paths.get('pretrain_network_g')
@@ -247,7 +247,7 @@ def resume_candidates(opt: Opt) -> tuple[Optional[str], list[int]]:
     ``--auto_resume``: every ``N.state`` of the run's ``training_states``; ``path.resume_state``: those of its folder
     up to its own ``N``.
     """
-    from srgan_plugin.training.checkpoints import state_iterations
+    from srgan_plugin.training.state_files import state_iterations
 
     paths = opt.get('path') or {}
     explicit = paths.get('resume_state')
@@ -274,8 +274,7 @@ def check_resume_iteration(opt: Opt) -> None:
     would train nothing and save the resumed weights as the latest. Equal is allowed: it ends the run at that state
     (``net_g_latest.pth`` from it), as ``--force_yml train:total_iter=N`` does to finish a run early. Only states above
     ``total_iter`` are loaded and verified, as the loop would (a damaged one is skipped and the previous one used)."""
-    from srgan_plugin.training.checkpoints import verify_state
-    from srgan_plugin.training.loop import network_labels
+    from srgan_plugin.training.state_files import network_labels, verify_state
 
     total = opt['train'].get('total_iter')
     states, found = resume_candidates(opt)

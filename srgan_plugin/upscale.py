@@ -23,7 +23,7 @@ from typing import Optional, Sequence
 import cv2
 
 from srgan_plugin.base.errors import ArgumentParser, InferenceError, command_errors, number_argument
-from srgan_plugin.inference import checkpoint, imageio
+from srgan_plugin.inference import imageio, weights
 from srgan_plugin.inference.runtime import INTERRUPTED, log, resolve_device, resolve_dtype
 from srgan_plugin.inference.tiling import Upscaler, receptive_radius
 
@@ -172,7 +172,7 @@ def upscale_file(upscaler: Upscaler, source: str, target: str, outscale: float) 
 def make_upscaler(args: argparse.Namespace) -> Upscaler:
     """Load ``--model`` (or the shipped weights) onto the device and wrap it with the tiling options."""
     device, dtype = resolve_device(args.device), resolve_dtype(args.half, args.bf16)
-    net, spec = checkpoint.load_generator(checkpoint.resolve_model(args.model), device, dtype, fold_bn=True)
+    net, spec = weights.load_generator(weights.resolve_model(args.model), device, dtype, fold_bn=True)
     radius = receptive_radius(net)
     if args.tile_pad is not None and args.tile_pad < radius:
         log(f'warning: --tile-pad {args.tile_pad} is below the receptive radius {radius}: tiles may show seams')

@@ -15,8 +15,8 @@ from conftest import SHARED_DATASETS, make_paired_folder, shared_dataset
 
 from srgan_plugin import evaluate, metrics
 from srgan_plugin.inference import imageio
-from srgan_plugin.inference.checkpoint import ArchSpec, random_generator
 from srgan_plugin.inference.tiling import Upscaler
+from srgan_plugin.inference.weights import ArchSpec, random_generator
 from srgan_plugin.visualize import PanelStyle, bicubic_upscale, label_band_height
 
 TINY = ArchSpec(3, 3, 8, 2, 4, False)

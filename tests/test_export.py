@@ -12,7 +12,7 @@ import torch
 
 from srgan_plugin import export
 from srgan_plugin.inference.bn_fold import count_batchnorm, fold_batchnorm
-from srgan_plugin.inference.checkpoint import ArchSpec, random_generator
+from srgan_plugin.inference.weights import ArchSpec, random_generator
 
 TINY = ArchSpec(3, 3, 8, 2, 4, False)
 MISSING = [name for name in ('onnx', 'onnxscript', 'onnxruntime') if importlib.util.find_spec(name) is None]

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from srgan_plugin import interpolate
-from srgan_plugin.inference import checkpoint
-from srgan_plugin.inference.checkpoint import ArchSpec, random_generator
+from srgan_plugin.inference import weights
+from srgan_plugin.inference.weights import ArchSpec, random_generator
 
 TINY = ArchSpec(3, 3, 8, 2, 4, False)
 
@@ -38,7 +38,7 @@ def test_interpolation_is_the_weighted_sum(tmp_path: Path, pair: tuple[Path, Pat
     a, b = random_generator(TINY, 1).state_dict(), random_generator(TINY, 2).state_dict()
     saved = torch.load(out, weights_only=True)
     assert saved['interpolation']['alpha'] == alpha
-    net, spec = checkpoint.load_generator(str(out))
+    net, spec = weights.load_generator(str(out))
     assert spec == TINY
     for key, value in net.state_dict().items():
         if value.is_floating_point():

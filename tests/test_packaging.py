@@ -80,7 +80,7 @@ TORCH_FEATURES = {  # 'core': what install_requires must cover; an extra's name:
                      (2, 1)),
         TorchFeature('torch.hub.load_state_dict_from_url', 'srgan_plugin/losses/vgg.py', 'get_state_dict(', (2, 1),
                      'weights_only'),
-        TorchFeature('torch.load', 'srgan_plugin/inference/checkpoint.py', 'weights_only=True', (2, 1), 'weights_only'),
+        TorchFeature('torch.load', 'srgan_plugin/inference/weights.py', 'weights_only=True', (2, 1), 'weights_only'),
     ),
     'export': (
         TorchFeature('torch.onnx.export', 'srgan_plugin/export.py', 'dynamic_shapes=', (2, 5), 'dynamic_shapes'),

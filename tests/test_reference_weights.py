@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from conftest import REPO, run, tiny_training_options, write_options
-from srgan_plugin.inference.checkpoint import WEIGHTS_DIR, ArchSpec, load_generator, random_generator, resolve_model
 from srgan_plugin.base.files import sha256_of
+from srgan_plugin.inference.weights import WEIGHTS_DIR, ArchSpec, load_generator, random_generator, resolve_model
 
 SCRIPT = REPO / 'recipes' / 'reference_weights.py'
 LABEL = 'TINY STAND-IN, NOT A TRAINED MODEL'

@@ -15,9 +15,9 @@ from conftest import REPO, run, synthetic_image
 from srgan_plugin import upscale
 from srgan_plugin.archs.srresnet_arch import SRResNet
 from srgan_plugin.base.errors import InferenceError
-from srgan_plugin.inference import checkpoint, imageio
-from srgan_plugin.inference.checkpoint import ArchSpec, infer_arch, random_generator
+from srgan_plugin.inference import imageio, weights
 from srgan_plugin.inference.tiling import Upscaler, receptive_radius
+from srgan_plugin.inference.weights import ArchSpec, infer_arch, random_generator
 
 TINY = ArchSpec(num_in_ch=3, num_out_ch=3, num_feat=8, num_block=2, upscale=4, prelu_per_channel=False)
 
@@ -88,16 +88,16 @@ def test_architecture_is_inferred_from_the_state_dict(spec: ArchSpec) -> None:
 
 
 def test_params_ema_is_preferred_then_params(tiny_model: Path, tmp_path: Path) -> None:
-    net, spec = checkpoint.load_generator(str(tiny_model))
+    net, spec = weights.load_generator(str(tiny_model))
     assert spec == TINY and not net.training
     expected = random_generator(TINY, seed=1).state_dict()
     assert all(torch.equal(v, expected[k]) for k, v in net.state_dict().items())
     only_params = save({'params': random_generator(TINY, seed=2).state_dict()}, tmp_path / 'p.pth')
     assert torch.equal(
-        checkpoint.read_state_dict(str(only_params))['conv_first.weight'],
+        weights.read_state_dict(str(only_params))['conv_first.weight'],
         random_generator(TINY, seed=2).conv_first.weight)
     bare = save({f'module.{k}': v for k, v in expected.items()}, tmp_path / 'bare.pth')  # DataParallel names
-    assert infer_arch(checkpoint.read_state_dict(str(bare))) == TINY
+    assert infer_arch(weights.read_state_dict(str(bare))) == TINY
 
 
 BAD_CHECKPOINTS = {  # name: (what torch.save writes, expected message)
@@ -114,7 +114,7 @@ def test_bad_checkpoints_are_refused_with_one_line(tmp_path: Path, name: str) ->
     content, match = BAD_CHECKPOINTS[name]
     path = save(content, tmp_path / 'bad.pth')
     with pytest.raises(InferenceError, match=match):
-        checkpoint.load_generator(str(path))
+        weights.load_generator(str(path))
 
 
 def test_empty_truncated_and_missing_checkpoints(tmp_path: Path, tiny_model: Path) -> None:
@@ -122,9 +122,9 @@ def test_empty_truncated_and_missing_checkpoints(tmp_path: Path, tiny_model: Pat
     (tmp_path / 'cut.pth').write_bytes(tiny_model.read_bytes()[:1000])
     for name in ('empty.pth', 'cut.pth'):
         with pytest.raises(InferenceError, match='not a readable PyTorch checkpoint'):
-            checkpoint.read_state_dict(str(tmp_path / name))
+            weights.read_state_dict(str(tmp_path / name))
     with pytest.raises(InferenceError, match='not found'):
-        checkpoint.read_state_dict(str(tmp_path / 'none.pth'))
+        weights.read_state_dict(str(tmp_path / 'none.pth'))
 
 
 def test_other_architectures_are_named(tmp_path: Path) -> None:
@@ -134,9 +134,9 @@ def test_other_architectures_are_named(tmp_path: Path) -> None:
     rrdb = save({'params_ema': RRDBNet(3, 3, num_feat=8, num_block=1, num_grow_ch=4).state_dict()}, tmp_path / 'r.pth')
     msr = save({'params': MSRResNet(num_feat=8, num_block=1).state_dict()}, tmp_path / 'm.pth')
     with pytest.raises(InferenceError, match=r'looks like RRDBNet \(ESRGAN\)'):
-        checkpoint.load_generator(str(rrdb))
+        weights.load_generator(str(rrdb))
     with pytest.raises(InferenceError, match='looks like MSRResNet'):
-        checkpoint.load_generator(str(msr))
+        weights.load_generator(str(msr))
 
 
 def test_inconsistent_shapes_name_the_tensor(tmp_path: Path) -> None:
@@ -144,7 +144,7 @@ def test_inconsistent_shapes_name_the_tensor(tmp_path: Path) -> None:
     state['body.1.bn2.weight'] = torch.ones(5)
     path = save({'params': state}, tmp_path / 'odd.pth')
     with pytest.raises(InferenceError, match='body.1.bn2.weight'):
-        checkpoint.load_generator(str(path))
+        weights.load_generator(str(path))
 
 
 def test_shipped_weights_manifest(tmp_path: Path, tiny_model: Path) -> None:
@@ -153,32 +153,32 @@ def test_shipped_weights_manifest(tmp_path: Path, tiny_model: Path) -> None:
     (tmp_path / 'w' / 'x4.pth').write_bytes(tiny_model.read_bytes())
     manifest = {'default': 'x4', 'models': {'x4': {'file': 'x4.pth', 'sha256': sha(tiny_model)}}}
     (tmp_path / 'w' / 'manifest.json').write_text(json.dumps(manifest))
-    assert checkpoint.resolve_model(None, str(tmp_path / 'w')) == str(tmp_path / 'w' / 'x4.pth')
+    assert weights.resolve_model(None, str(tmp_path / 'w')) == str(tmp_path / 'w' / 'x4.pth')
     manifest['models']['x4']['sha256'] = '0' * 64
     (tmp_path / 'w' / 'manifest.json').write_text(json.dumps(manifest))
     with pytest.raises(InferenceError, match='damaged'):
-        checkpoint.resolve_model(None, str(tmp_path / 'w'))
+        weights.resolve_model(None, str(tmp_path / 'w'))
 
 
 def test_shipped_models_by_name(tmp_path: Path, tiny_model: Path) -> None:
-    weights = tmp_path / 'w'
-    weights.mkdir()
+    shipped = tmp_path / 'w'
+    shipped.mkdir()
     models = {}
     for name in ('srresnet_mse_x4', 'srgan_mse_x4'):
-        (weights / f'{name}.pth').write_bytes(tiny_model.read_bytes())
+        (shipped / f'{name}.pth').write_bytes(tiny_model.read_bytes())
         models[name] = {'file': f'{name}.pth', 'sha256': sha(tiny_model)}
-    (weights / 'manifest.json').write_text(json.dumps({'default': 'srgan_mse_x4', 'models': models}))
+    (shipped / 'manifest.json').write_text(json.dumps({'default': 'srgan_mse_x4', 'models': models}))
     for given, name in (('srresnet', 'srresnet_mse_x4'), ('SRGAN', 'srgan_mse_x4'), ('srgan_mse_x4', 'srgan_mse_x4'),
                         (None, 'srgan_mse_x4')):
-        assert checkpoint.resolve_model(given, str(weights)) == str(weights / f'{name}.pth')
-    assert checkpoint.resolve_model(str(tiny_model), str(weights)) == str(tiny_model)  # a path stays a path
+        assert weights.resolve_model(given, str(shipped)) == str(shipped / f'{name}.pth')
+    assert weights.resolve_model(str(tiny_model), str(shipped)) == str(tiny_model)  # a path stays a path
     with pytest.raises(InferenceError, match=r'no such shipped model; shipped: srgan_mse_x4, srresnet_mse_x4'):
-        checkpoint.resolve_model('esrgan', str(weights))
+        weights.resolve_model('esrgan', str(shipped))
     with pytest.raises(InferenceError, match='no weights are shipped'):
-        checkpoint.resolve_model('srgan', str(tmp_path / 'none'))
-    (weights / 'srresnet_mse_x4.pth').write_bytes(b'damaged')
+        weights.resolve_model('srgan', str(tmp_path / 'none'))
+    (shipped / 'srresnet_mse_x4.pth').write_bytes(b'damaged')
     with pytest.raises(InferenceError, match='damaged'):
-        checkpoint.resolve_model('srresnet', str(weights))
+        weights.resolve_model('srresnet', str(shipped))
 
 
 # --- tiling ----------------------------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from srgan_plugin import test as plugin_test
 from srgan_plugin import train as train_cli
 from srgan_plugin.archs import SRGANDiscriminator
 from srgan_plugin.data_check import check_data
-from srgan_plugin.inference.checkpoint import ArchSpec, random_generator
+from srgan_plugin.inference.weights import ArchSpec, random_generator
 from srgan_plugin.prepare import cli as prepare_cli
 from srgan_plugin.training.signals import quiet_workers, workers_start_deaf
 

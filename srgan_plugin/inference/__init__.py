@@ -5,11 +5,11 @@ nothing in BasicSR's registries.
 """
 from srgan_plugin.base.errors import InferenceError
 from srgan_plugin.inference.bn_fold import count_batchnorm, fold_batchnorm
-from srgan_plugin.inference.checkpoint import (ArchSpec, infer_arch, load_generator, read_state_dict, require_same_arch,
-                                               resolve_model, shipped_models)
 from srgan_plugin.inference.imageio import Picture, read_picture, write_image
 from srgan_plugin.inference.runtime import resolve_device, resolve_dtype
 from srgan_plugin.inference.tiling import Upscaler, receptive_radius
+from srgan_plugin.inference.weights import (ArchSpec, infer_arch, load_generator, read_state_dict, require_same_arch,
+                                            resolve_model, shipped_models)
 
 __all__ = [
     'ArchSpec', 'InferenceError', 'Picture', 'Upscaler', 'count_batchnorm', 'fold_batchnorm', 'infer_arch',

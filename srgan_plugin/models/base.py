@@ -5,11 +5,11 @@ from __future__ import annotations
 from basicsr.losses import build_loss
 from torch import Tensor
 
-from srgan_plugin.models.checkpointing import AtomicCheckpointMixin
 from srgan_plugin.models.ddp import DistributedMixin
 from srgan_plugin.models.ema import BufferEMAMixin
 from srgan_plugin.models.nonfinite import NonFiniteGuardMixin
 from srgan_plugin.models.performance import PerformanceMixin
+from srgan_plugin.models.saving import AtomicCheckpointMixin
 
 LossLog = dict[str, Tensor]
 

@@ -4,7 +4,7 @@ Commands:
     demo       a tiny offline dataset from the photos bundled with scikit-image (:mod:`srgan_plugin.prepare.demo`)
     div2k      DIV2K -> 480 px sub-images -> the LMDB pair the x4 options read (:mod:`srgan_plugin.prepare.div2k`)
     folder     any HR folder(s), e.g. BSD200 + T91 ("291") -> sub-image LMDB pair (:mod:`srgan_plugin.prepare.folder`)
-    benchmark  Set5, Set14, ...: mod-cropped HR + MATLAB-bicubic LR (:mod:`srgan_plugin.prepare.benchmark`)
+    benchmark  Set5, Set14, ...: mod-cropped HR + MATLAB-bicubic LR (:mod:`srgan_plugin.prepare.testset`)
     verify     check one LMDB or an HR/LR pair; exit status 0 or 1 (:mod:`srgan_plugin.prepare.verify`)
 
 Reusable pieces for further recipes:

@@ -11,10 +11,10 @@ import argparse
 from typing import Optional, Sequence
 
 from srgan_plugin.base.errors import ArgumentParser, command_errors
-from srgan_plugin.prepare import benchmark, demo, div2k, folder, verify
+from srgan_plugin.prepare import demo, div2k, folder, testset, verify
 
 PROG = 'python -m srgan_plugin.prepare'
-SUBCOMMANDS = (demo, div2k, folder, benchmark, verify)
+SUBCOMMANDS = (demo, div2k, folder, testset, verify)  # testset registers the subcommand 'benchmark'
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -41,10 +41,10 @@ from basicsr.utils.options import copy_opt_file, dict2str
 from srgan_plugin.base.distributed import gather_objects, is_distributed, leave, rank, world_size
 from srgan_plugin.base.errors import CheckpointError, SRGANPluginError, signal_status
 from srgan_plugin.base.files import remove_temporaries
-from srgan_plugin.models.checkpointing import AtomicCheckpointMixin
-from srgan_plugin.training import checkpoints
+from srgan_plugin.models.saving import AtomicCheckpointMixin
+from srgan_plugin.training import state_files
+from srgan_plugin.training.exact_resume import ResumableSampler, capture_rng, preserved_rng, restore_rng
 from srgan_plugin.training.signals import StopRequest, quiet_workers, workers_start_deaf
-from srgan_plugin.training.state import ResumableSampler, capture_rng, preserved_rng, restore_rng
 
 Opt = dict[str, Any]
 
@@ -55,12 +55,6 @@ class Position:
     epoch: int = 0
     iter: int = 0
     batch: int = 0
-
-
-def network_labels(opt: Opt) -> list[str]:
-    """``g``, ``d``, ...: the networks BasicSR resumes (``network_*`` keys not in ``path.ignore_resume_networks``)."""
-    ignored = opt['path'].get('ignore_resume_networks') or []
-    return [key[len('network_'):] for key in opt if key.startswith('network_') and key not in ignored]
 
 
 def find_resume(opt: Opt, notes: list[str]) -> Optional[dict[str, Any]]:
@@ -74,8 +68,8 @@ def find_resume(opt: Opt, notes: list[str]) -> Optional[dict[str, Any]]:
         stem = osp.basename(explicit or '').split('.')[0]
         newest = int(stem) if explicit and not opt['auto_resume'] and stem.isdigit() else None
         remove_temporaries([states_dir, opt['path']['models']], notes.append)
-        found = checkpoints.find_resume_state(states_dir, opt['path']['models'], network_labels(opt), notes.append,
-                                              newest)
+        labels = state_files.network_labels(opt)
+        found = state_files.find_resume_state(states_dir, opt['path']['models'], labels, notes.append, newest)
         chosen, state = found if found else (None, None)
         if explicit and chosen is None:
             raise CheckpointError(f'path.resume_state: {explicit} and every older state are unusable (see above '
@@ -87,7 +81,7 @@ def find_resume(opt: Opt, notes: list[str]) -> Optional[dict[str, Any]]:
     if chosen is None:
         return None
     if state is None:  # the other ranks: rank 0 has already loaded (and verified) it
-        state = checkpoints.load(chosen)
+        state = state_files.load(chosen)
     opt['path']['resume_state'] = chosen
     check_resume(opt, state['iter'])
     return state
@@ -249,7 +243,7 @@ class Trainer:
         }
         self.model.save(self.pos.epoch, self.pos.iter, loop_state=loop)
         if self.keep and rank() == 0:
-            checkpoints.prune(self.opt['path']['training_states'], self.opt['path']['models'], int(self.keep),
+            state_files.prune(self.opt['path']['training_states'], self.opt['path']['models'], int(self.keep),
                               self.logger.info)
 
     def _validate(self) -> None:

@@ -31,18 +31,18 @@ DESCRIPTION = ('Mod-crop the HR images of a benchmark set (Set5, Set14, BSD100, 
 OUT_HELP = 'output folder (e.g. datasets/Set5; may exist)'
 
 
-def benchmark_layout(scale: int) -> dict[str, str]:
+def testset_layout(scale: int) -> dict[str, str]:
     """``HR`` and ``LR_bicubic/X{scale}``, relative to the output folder."""
     return {'hr': 'HR', 'lr': f'LR_bicubic/X{scale}'}
 
 
-def benchmark_plan(args: argparse.Namespace) -> Plan:
-    """The plan of a benchmark set from the parsed arguments (``hr``, ``out`` and the common ones)."""
+def testset_plan(args: argparse.Namespace) -> Plan:
+    """The plan of a test set from the parsed arguments (``hr``, ``out`` and the common ones)."""
     files = list_images(args.hr)
     names = assign_keys(files, lmdb_safe=False)
     jobs = [Job(path, name, args.scale, args.compress_level, args.min_size) for path, name in zip(files, names)]
     settings = {**common_settings(args, files), 'lr': 'bicubic'}
-    return Plan('benchmark', args.out, benchmark_layout(args.scale), settings, jobs, [args.hr], lmdb=False)
+    return Plan('benchmark', args.out, testset_layout(args.scale), settings, jobs, [args.hr], lmdb=False)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -53,4 +53,4 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run(args: argparse.Namespace) -> None:
     """Entry point of the ``benchmark`` subcommand."""
-    run_plan(benchmark_plan(args), args)
+    run_plan(testset_plan(args), args)

@@ -23,7 +23,7 @@ STATE_SUFFIX = '.state'
 _STATE_NAME = re.compile(r'^(\d+)\.state$')
 _NET_NAME = re.compile(r'^net_(?P<label>\w+?)_(?P<iter>\d+)\.pth$')
 Report = Callable[[str], None]
-
+Opt = Mapping[str, Any]
 
 
 def load(path: str) -> Any:
@@ -32,6 +32,12 @@ def load(path: str) -> Any:
         return torch.load(path, map_location='cpu', weights_only=True)
     except Exception as error:  # truncated zip, bad pickle, I/O error: all mean "not usable"
         raise CheckpointError(f'{path}: cannot be loaded ({type(error).__name__}: {str(error).splitlines()[0]})')
+
+
+def network_labels(opt: Opt) -> list[str]:
+    """``g``, ``d``, ...: the networks BasicSR resumes (``network_*`` keys not in ``path.ignore_resume_networks``)."""
+    ignored = opt['path'].get('ignore_resume_networks') or []
+    return [key[len('network_'):] for key in opt if key.startswith('network_') and key not in ignored]
 
 
 def state_iterations(states_dir: str) -> list[int]:

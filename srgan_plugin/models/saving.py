@@ -1,4 +1,5 @@
-"""Atomic, verified checkpoints for BasicSR models (resumed by ``srgan_plugin.training.checkpoints``)."""
+"""Saving a model: network files and training states written whole or not at all, hashed, never with non-finite
+weights (found and verified at resume by ``srgan_plugin.training.state_files``)."""
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
-"""BasicSR checkpoints of the SRResNet generator: safe loading, architecture inference and shipped weights.
+"""Generator weights: BasicSR checkpoints of the SRResNet generator (safe loading, architecture inference) and the
+weights shipped with the package (:func:`shipped_models`, :func:`resolve_model`).
 
 A BasicSR checkpoint is a dict ``{'params': state_dict}`` and/or ``{'params_ema': state_dict}`` (what
 ``net_g_*.pth`` holds); ``params_ema`` is preferred, as BasicSR's test options do. A bare state dict loads too.
@@ -21,9 +22,9 @@ import torch
 from torch import Tensor
 
 from srgan_plugin.archs.srresnet_arch import SUPPORTED_SCALES, SRResNet
-from srgan_plugin.inference.bn_fold import fold_batchnorm
 from srgan_plugin.base.errors import InferenceError
 from srgan_plugin.base.files import sha256_of
+from srgan_plugin.inference.bn_fold import fold_batchnorm
 
 __all__ = [
     'ArchSpec', 'load_checkpoint', 'read_state_dict', 'select_params', 'first_nonfinite', 'require_finite',
