@@ -4,5 +4,5 @@
   command (``command_errors``, the helper each command's ``main`` runs its body in).
 - ``files``: files written whole or not at all (a temporary name beside the file, fsync, rename), and file hashes.
 - ``distributed``: process groups (NCCL or gloo) and the rank / world-size helpers.
-- ``images``: decoding image files as stored (any bit depth, channels, alpha).
+- ``images``: image files decoded as stored (any bit depth, channels, alpha).
 """

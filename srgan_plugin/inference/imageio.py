@@ -23,7 +23,7 @@ import numpy as np
 
 from srgan_plugin.base.errors import InferenceError
 from srgan_plugin.base.files import atomic_output
-from srgan_plugin.prepare.imgops import decode_unchanged
+from srgan_plugin.base.images import decode_unchanged
 
 __all__ = [
     'IMAGE_EXTENSIONS', 'JPEG_QUALITY', 'Picture', 'read_picture', 'to_picture', 'quantize', 'output_converter',

@@ -25,6 +25,7 @@ from basicsr.data.transforms import mod_crop
 from basicsr.utils.matlab_functions import imresize
 
 from srgan_plugin.base.errors import BadImage
+from srgan_plugin.base.images import decode_unchanged
 
 __all__ = [
     'mod_crop', 'torch_threads', 'imresize_uint8', 'bicubic_downscale', 'center_crop', 'subimage_starts',
@@ -233,15 +234,6 @@ def to_bgr_uint8(img: np.ndarray) -> tuple[np.ndarray, list[str]]:
     elif channels != 3:
         raise BadImage(f'{channels}-channel images are not supported')
     return np.ascontiguousarray(img), notes
-
-
-def decode_unchanged(path: str) -> np.ndarray | None:
-    """The file decoded by OpenCV as stored (depth, channels, alpha), or None when it cannot be decoded; any
-    characters in the name."""
-    try:
-        return cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
-    except cv2.error:
-        return None
 
 
 def read_image(path: str) -> tuple[np.ndarray, list[str]]:
