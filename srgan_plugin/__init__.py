@@ -10,4 +10,7 @@ from srgan_plugin import compat
 compat.apply()  # before the first import of basicsr (see compat's docstring)
 
 from srgan_plugin import archs, losses, metrics, models  # noqa: E402,F401  (registration happens at import)
+from srgan_plugin import options_check  # noqa: E402
 from srgan_plugin.version import __version__  # noqa: E402,F401
+
+compat.install_option_checks(options_check.check_option_file, options_check.check_parsed_options)

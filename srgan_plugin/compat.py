@@ -22,9 +22,11 @@ Patches:
        spellings.
     6. A missing ``-opt FILE`` ends with one line instead of BasicSR's ``FileNotFoundError`` traceback.
 
-These apply to every option file. The plugin's checks, run by the patched ``parse_options`` (of the files behind the
-options, ``srgan_plugin.data_check``, then of the options, ``srgan_plugin.options_check``), apply only to the option
-files of the plugin's models (``options_check.handled_by_plugin``).
+These apply to every option file. The patched ``parse_options`` also runs the plugin's option checks, which
+``srgan_plugin/__init__.py`` installs with :func:`install_option_checks` (this module, the lowest layer, imports
+nothing of the plugin but ``srgan_plugin.base``): before BasicSR's parser reads the file
+(``options_check.check_option_file``), and after it for the option files of the plugin's models
+(``options_check.check_parsed_options``: the files behind the options, then the options).
 The training loop itself (resume on CPU, atomic checkpoints, distributed validation) cannot be patched: it lives in
 ``basicsr/train.py``'s ``__main__`` code. ``python -m basicsr.train`` therefore runs the plugin's loop
 (``srgan_plugin.training.loop``) for the plugin's models, and BasicSR's own ``train_pipeline`` for any other
@@ -40,9 +42,12 @@ import inspect
 import os
 import sys
 from os import path as osp
-from typing import Any, Callable
+from typing import Any, Callable, Optional, Sequence
 
 _APPLIED: set[str] = set()
+CheckFile = Callable[[Sequence[str], bool], None]  # (argv, is_train): before BasicSR's parser reads -opt FILE
+CheckParsed = Callable[[dict[str, Any], str], None]  # (opt, option file): after it
+_option_checks: Optional[tuple[CheckFile, CheckParsed]] = None
 RUN_FOLDERS = ('experiments', 'results', 'tb_logger')
 SITE_FOLDERS = ('site-packages', 'dist-packages')
 
@@ -120,23 +125,27 @@ def run_folders_in_cwd() -> None:
 
     @functools.wraps(original_parse)
     def parse_options(root_path: str, is_train: bool = True):
-        # late: they import the registries
-        from srgan_plugin.options_check import check_option_file, check_options, handled_by_plugin
-        from srgan_plugin.data_check import check_data
-        from srgan_plugin.base.distributed import normalize_local_rank
+        from srgan_plugin.base.distributed import normalize_local_rank  # late: it imports torch
 
         sys.argv[1:] = normalize_local_rank(sys.argv[1:])  # patch 5
         _require_option_file(sys.argv[1:])  # patch 6
-        check_option_file(sys.argv[1:], is_train)  # not a compat patch: YAML syntax, what the parser itself indexes
+        if _option_checks:  # not a compat patch: YAML syntax, what the parser itself indexes
+            _option_checks[0](sys.argv[1:], is_train)
         opt, args = original_parse(working_root(root_path), is_train)
-        if handled_by_plugin(opt.get('model_type')):  # not a compat patch: the plugin's checks, for its models only
-            check_data(opt, args.opt)  # damaged or unsafe files first: the option checks read some of them
-            check_options(opt, args.opt)
+        if _option_checks:  # not a compat patch: the plugin's checks
+            _option_checks[1](opt, args.opt)
         return opt, args
 
     _replace_everywhere('parse_options', parse_options, ('basicsr.utils.options', 'basicsr.train', 'basicsr.test'))
     for helper in ('init_tb_logger', 'mkdir_and_rename'):  # train.py joins opt['root_path'] + 'tb_logger' itself
         _replace_everywhere(helper, _rebasing(getattr(utils, helper)), ('basicsr.utils', 'basicsr', 'basicsr.train'))
+
+
+def install_option_checks(check_file: CheckFile, check_parsed: CheckParsed) -> None:
+    """Have the patched ``parse_options`` run ``check_file(argv, is_train)`` before BasicSR's parser reads the option
+    file and ``check_parsed(opt, option_file)`` after it (each raises ``SystemExit`` with one line to refuse)."""
+    global _option_checks
+    _option_checks = (check_file, check_parsed)
 
 
 def _require_option_file(argv: list[str]) -> None:

@@ -1,8 +1,9 @@
 """Checks of a parsed BasicSR option dict, run at the boundary (right after ``parse_options``), before any folder is
 made or any network is built, so that a mistake costs one clear line instead of a traceback minutes later.
 
-``check_options`` is called by the patched ``basicsr.utils.options.parse_options`` (see ``srgan_plugin.compat``) for
-the option files that ``handled_by_plugin`` accepts, so it guards ``python -m basicsr.train`` / ``basicsr.test`` and
+``check_options`` is called by the patched ``basicsr.utils.options.parse_options`` (see ``srgan_plugin.compat``;
+``srgan_plugin/__init__.py`` installs ``check_option_file`` and ``check_parsed_options`` there) for the option files
+that ``handled_by_plugin`` accepts, so it guards ``python -m basicsr.train`` / ``basicsr.test`` and
 the plugin's own doors alike for the plugin's models, and leaves option files of BasicSR's own models (or another
 project's) to BasicSR; ``check_option_file`` runs before BasicSR's parser reads the file (YAML syntax, the sections
 the parser indexes). The checks of keys, arguments and values live in ``srgan_plugin.options_schema``, those of what
@@ -26,6 +27,7 @@ from srgan_plugin.archs import SRGANDiscriminator
 from srgan_plugin.archs.discriminator_arch import NORMS
 from srgan_plugin.base.distributed import rank_zero_first
 from srgan_plugin.base.errors import OptionsError, VGGWeightsError, VGGWeightsMismatchError
+from srgan_plugin.data_check import check_data
 from srgan_plugin.options_data import check_dataset_files, check_pretrained_generator, check_resume_iteration
 from srgan_plugin.options_schema import check_schema, check_structure, load_option_file, registered_class
 from srgan_plugin.version import __version__
@@ -301,6 +303,20 @@ def check_options(opt: Opt, opt_path: str = '<options>') -> None:
                 check_losses(opt)
     except OptionsError as error:
         raise SystemExit(f'error: {opt_path}: {error}') from None
+
+
+def check_parsed_options(opt: Opt, opt_path: str) -> None:
+    """After BasicSR's parser, for the option files of the plugin's models (``handled_by_plugin``): the files behind
+    the options (``srgan_plugin.data_check``: damaged or unsafe files first, the option checks read some of them),
+    then the options (:func:`check_options`). Raises ``SystemExit`` with one line to refuse.
+
+    Args:
+        opt: The options as BasicSR's ``parse_options`` returns them.
+        opt_path: The option file, for the message.
+    """
+    if handled_by_plugin(opt.get('model_type')):
+        check_data(opt, opt_path)
+        check_options(opt, opt_path)
 
 
 def option_file_path(argv: Sequence[str]) -> Optional[str]:
