@@ -190,13 +190,14 @@ def command_errors(prog: str, interrupted: str, prefix: str = '',
         catch (tuple[type[Exception], ...]): Further errors reported as one line, e.g. ``(OSError, )`` where any I/O
             failure is the user's to fix. Default: ().
     """
+    reported: tuple[type[Exception], ...] = (SRGANPluginError, *catch)
     try:
         with sigterm_as_interrupt():
             yield
     except UsageError as error:
         sys.stderr.write(f'{prefix}error: {error} (see {prog} --help)\n')
         raise SystemExit(EXIT_USAGE) from None
-    except (SRGANPluginError, *catch) as error:
+    except reported as error:
         raise SystemExit(f'{prefix}error: {error}') from None
     except KeyboardInterrupt as stop:
         sys.stderr.write(f'{prefix}error: interrupted; {interrupted}\n')

@@ -2,8 +2,10 @@
 the BatchNorm-aware EMA, and the content loss (with the optional total-variation term)."""
 from __future__ import annotations
 
+from typing import Optional, cast
+
 from basicsr.losses import build_loss
-from torch import Tensor
+from torch import Tensor, nn
 
 from srgan_plugin.models.ddp import DistributedMixin
 from srgan_plugin.models.ema import BufferEMAMixin
@@ -21,20 +23,22 @@ class PluginModelMixin(PerformanceMixin, NonFiniteGuardMixin, DistributedMixin, 
     truth), built as ``cri_tv`` next to BasicSR's ``cri_pix`` and added by ``content_loss``.
     """
 
+    cri_tv: Optional[nn.Module]
+
     def init_training_settings(self) -> None:
-        super().init_training_settings()  # type: ignore[misc]
-        tv_opt = self.opt['train'].get('tv_opt')  # type: ignore[attr-defined]
-        self.cri_tv = build_loss(tv_opt).to(self.device) if tv_opt else None  # type: ignore[attr-defined]
+        super().init_training_settings()
+        tv_opt = self.opt['train'].get('tv_opt')
+        self.cri_tv = build_loss(tv_opt).to(self.device) if tv_opt else None
 
     def content_loss(self, output: Tensor, gt: Tensor, log: LossLog, prefix: str) -> Tensor:
         """Pixel (``train.pixel_opt``) + VGG (``train.perceptual_opt``) + total-variation (``train.tv_opt``, on
         ``output`` only) terms, logged as ``{prefix}pix``, ``{prefix}percep``, ``{prefix}style``, ``{prefix}tv``."""
         terms = []
-        if self.cri_pix:  # type: ignore[attr-defined]
-            log[f'{prefix}pix'] = self.cri_pix(output, gt)  # type: ignore[attr-defined]
+        if self.cri_pix:
+            log[f'{prefix}pix'] = self.cri_pix(output, gt)
             terms.append(log[f'{prefix}pix'])
-        if self.cri_perceptual:  # type: ignore[attr-defined]
-            l_percep, l_style = self.cri_perceptual(output, gt)  # type: ignore[attr-defined]
+        if self.cri_perceptual:
+            l_percep, l_style = self.cri_perceptual(output, gt)
             for key, value in ((f'{prefix}percep', l_percep), (f'{prefix}style', l_style)):
                 if value is not None:
                     log[key] = value
@@ -42,4 +46,4 @@ class PluginModelMixin(PerformanceMixin, NonFiniteGuardMixin, DistributedMixin, 
         if self.cri_tv:
             log[f'{prefix}tv'] = self.cri_tv(output)
             terms.append(log[f'{prefix}tv'])
-        return sum(terms)
+        return cast(Tensor, sum(terms))  # the int 0 it starts from keeps the terms' dtype (autocast)

@@ -6,6 +6,8 @@ from typing import Optional
 
 import torch
 
+from srgan_plugin.models.basicsr_api import BasicSRModelAPI
+
 EMA_WARMUP = 10  # the decay at step t is (1 + t) / (EMA_WARMUP + t) until it reaches ``train.ema_decay``
 
 
@@ -24,7 +26,7 @@ def ema_decay_at(decay: float, step: Optional[int]) -> float:
     return min(decay, (1 + step) / (EMA_WARMUP + step))
 
 
-class BufferEMAMixin:
+class BufferEMAMixin(BasicSRModelAPI):
     """Mixin for BasicSR models: ``model_ema`` with the warm-up of ``ema_decay_at``, averaging the parameters *and*
     the floating-point buffers (BatchNorm running mean/var) into ``net_g_ema``; integer buffers (BatchNorm's
     ``num_batches_tracked``) are copied.
@@ -40,11 +42,11 @@ class BufferEMAMixin:
     def model_ema(self, decay: float = 0.999, step: Optional[int] = None) -> None:
         """Move ``net_g_ema`` towards the live generator; ``step`` (the training iteration) turns on the warm-up."""
         decay = ema_decay_at(decay, step)
-        net_g = self.get_bare_model(self.net_g)  # type: ignore[attr-defined]
-        live = dict(net_g.named_parameters())
+        net_g = self.get_bare_model(self.net_g)
+        live: dict[str, torch.Tensor] = dict(net_g.named_parameters())
         live.update(net_g.named_buffers())
         averaged, targets = [], []
-        for name, tensor in [*self.net_g_ema.named_parameters(), *self.net_g_ema.named_buffers()]:  # type: ignore
+        for name, tensor in [*self.net_g_ema.named_parameters(), *self.net_g_ema.named_buffers()]:
             if tensor.is_floating_point():
                 averaged.append(tensor)
                 targets.append(live[name].detach())

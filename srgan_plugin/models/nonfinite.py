@@ -9,6 +9,7 @@ from torch import Tensor, nn, optim
 
 from srgan_plugin.base.distributed import all_ranks_agree
 from srgan_plugin.base.errors import NonFiniteLossError
+from srgan_plugin.models.basicsr_api import BasicSRModelAPI
 
 DEFAULT_MAX_NONFINITE_STEPS = 10
 
@@ -35,20 +36,16 @@ class BufferSnapshot:
             torch._foreach_copy_(self.buffers, self.copies)
 
 
-class NonFiniteGuardMixin:
+class NonFiniteGuardMixin(BasicSRModelAPI):
     """``guarded_step``: backward, then step only if the loss and all gradients are finite on every rank; a skipped
     step also restores the buffers the forward pass changed (pass a ``BufferSnapshot`` taken before it).
 
     Option ``train.max_nonfinite_steps`` (default 10): after that many consecutive skipped steps of one optimizer
     training stops with ``NonFiniteLossError``; checkpoints written before are intact (non-finite weights are never
-    written, see ``AtomicCheckpointMixin``). With a loss scaler (``loss_scaler(name)``, fp16), a step whose loss is
-    finite but whose scaled gradients overflowed is the scaler's business: it is skipped, the scale is lowered, and it
-    does not count.
+    written, see ``AtomicCheckpointMixin``). The loss scaler of each optimizer is ``loss_scaler(name)``
+    (``PerformanceMixin``; None unless ``train.amp: fp16``): with one, a step whose loss is finite but whose scaled
+    gradients overflowed is the scaler's business: it is skipped, the scale is lowered, and it does not count.
     """
-
-    def loss_scaler(self, name: str) -> Optional[torch.amp.GradScaler]:
-        """The GradScaler of the optimizer stepped as ``name``; None: no loss scaling (see ``PerformanceMixin``)."""
-        return None
 
     def guarded_step(self,
                      optimizer: optim.Optimizer,
@@ -65,8 +62,7 @@ class NonFiniteGuardMixin:
         (scaler.scale(loss) if scaler else loss).backward(inputs=params, retain_graph=retain_graph)
         if scaler:
             scaler.unscale_(optimizer)
-        finite = all_ranks_agree(all_finite(loss, [p.grad for p in params if p.grad is not None]),
-                                 self.device)  # type: ignore[attr-defined]
+        finite = all_ranks_agree(all_finite(loss, [p.grad for p in params if p.grad is not None]), self.device)
         counts: dict[str, int] = self.__dict__.setdefault('_nonfinite_counts', {})
         if finite:
             if scaler:
@@ -80,13 +76,13 @@ class NonFiniteGuardMixin:
             snapshot.restore()
         if scaler:
             scaler.update()  # lowers the scale (DDP averaged the gradients, so every rank saw the overflow)
-            if all_ranks_agree(bool(torch.isfinite(loss.detach()).all()), self.device):  # type: ignore[attr-defined]
+            if all_ranks_agree(bool(torch.isfinite(loss.detach()).all()), self.device):
                 get_root_logger().info(f'iter {current_iter}: fp16 {name} gradients overflowed; step skipped, loss '
                                        f'scale lowered to {scaler.get_scale():g}.')
                 optimizer.zero_grad(set_to_none=True)
                 return False
         counts[name] = counts.get(name, 0) + 1
-        limit = int(self.opt['train'].get('max_nonfinite_steps', DEFAULT_MAX_NONFINITE_STEPS))  # type: ignore
+        limit = int(self.opt['train'].get('max_nonfinite_steps', DEFAULT_MAX_NONFINITE_STEPS))
         get_root_logger().warning(f'iter {current_iter}: non-finite {name} loss or gradient; step skipped '
                                   f'({counts[name]} in a row, stopping at {limit}).')
         if counts[name] >= limit:

@@ -8,6 +8,8 @@ import torch
 from basicsr.utils import get_root_logger
 from torch import nn
 
+from srgan_plugin.models.basicsr_api import BasicSRModelAPI
+
 AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
 
 
@@ -43,7 +45,7 @@ def speed_up(net: nn.Module, channels_last: bool, compile_with: Optional[dict[st
     return net
 
 
-class PerformanceMixin:
+class PerformanceMixin(BasicSRModelAPI):
     """Speed options for BasicSR models, all off by default. Options (``train``)::
 
         amp: ~             # ~: fp32. bf16: autocast to bfloat16 (no loss scaling needed). fp16: autocast to float16
@@ -62,19 +64,20 @@ class PerformanceMixin:
     @property
     def amp_dtype(self) -> Optional[torch.dtype]:
         """The autocast dtype of ``train.amp``, or None for fp32."""
-        return AMP_DTYPES.get(speed_options(self.opt).get('amp'))  # type: ignore[attr-defined]
+        amp = speed_options(self.opt).get('amp')
+        return AMP_DTYPES.get(amp) if isinstance(amp, str) else None
 
     @property
     def compiled(self) -> bool:
         """Whether ``train.compile`` compiles the networks."""
-        return compile_kwargs(speed_options(self.opt).get('compile')) is not None  # type: ignore[attr-defined]
+        return compile_kwargs(speed_options(self.opt).get('compile')) is not None
 
     def autocast(self) -> ContextManager[Any]:
         """Autocast for the training step's forward passes and losses (a no-op unless ``train.amp`` is set)."""
         dtype = self.amp_dtype
         if dtype is None:
             return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=dtype)  # type: ignore[attr-defined]
+        return torch.autocast(self.device.type, dtype=dtype)
 
     def loss_scaler(self, name: str) -> Optional[torch.amp.GradScaler]:
         """The GradScaler of the optimizer stepped as ``name`` (created on first use), or None unless ``amp: fp16``."""
@@ -82,23 +85,23 @@ class PerformanceMixin:
             return None
         scalers: dict[str, torch.amp.GradScaler] = self.__dict__.setdefault('loss_scalers', {})
         if name not in scalers:
-            scalers[name] = torch.amp.GradScaler(self.device.type)  # type: ignore[attr-defined]
+            scalers[name] = torch.amp.GradScaler(self.device.type)
         return scalers[name]
 
     def apply_speed_options(self, net: nn.Module) -> nn.Module:
         """``net`` with ``train.channels_last`` and ``train.compile`` applied (see :func:`speed_up`)."""
-        speed = speed_options(self.opt)  # type: ignore[attr-defined]
+        speed = speed_options(self.opt)
         return speed_up(net, bool(speed.get('channels_last')), compile_kwargs(speed.get('compile')))
 
     def model_to_device(self, net: nn.Module) -> nn.Module:
-        return super().model_to_device(self.apply_speed_options(net))  # type: ignore[misc]
+        return super().model_to_device(self.apply_speed_options(net))
 
     def init_training_settings(self) -> None:
-        super().init_training_settings()  # type: ignore[misc]
+        super().init_training_settings()
         dtype = self.amp_dtype
-        if dtype is not None and self.device.type == 'cpu' and not cpu_has_fast(dtype):  # type: ignore[attr-defined]
+        if dtype is not None and self.device.type == 'cpu' and not cpu_has_fast(dtype):
             get_root_logger().warning(
-                f'train.amp: {speed_options(self.opt)["amp"]} on a CPU without native {dtype} support (no '  # type: ignore
+                f'train.amp: {speed_options(self.opt)["amp"]} on a CPU without native {dtype} support (no '
                 'AVX512-BF16/AMX): the step is emulated and far slower than fp32 (a bf16 SRResNet step took 23 s '
                 'against 2.4 s in fp32 on a 2-core AVX2 CPU). Remove train.amp; channels_last: true is the fast fp32 '
                 'setting.')
@@ -107,14 +110,14 @@ class PerformanceMixin:
             self.apply_speed_options(loss)
 
     def feed_data(self, data: dict[str, Any]) -> None:
-        super().feed_data(data)  # type: ignore[misc]
-        if speed_options(self.opt).get('channels_last'):  # type: ignore[attr-defined]
+        super().feed_data(data)
+        if speed_options(self.opt).get('channels_last'):
             for name in ('lq', 'gt'):
                 if hasattr(self, name):
                     setattr(self, name, getattr(self, name).contiguous(memory_format=torch.channels_last))
 
     def resume_training(self, resume_state: dict[str, Any]) -> None:
-        super().resume_training(resume_state)  # type: ignore[misc]
+        super().resume_training(resume_state)
         for name, state in resume_state.get('loss_scalers', {}).items():
             scaler = self.loss_scaler(name)
             if scaler is not None:

@@ -26,7 +26,7 @@ import signal
 import time
 from dataclasses import dataclass
 from os import path as osp
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, Optional, Protocol, runtime_checkable
 
 import torch
 import torch.distributed as dist
@@ -41,12 +41,50 @@ from basicsr.utils.options import copy_opt_file, dict2str
 from srgan_plugin.base.distributed import gather_objects, is_distributed, leave, rank, world_size
 from srgan_plugin.base.errors import CheckpointError, SRGANPluginError, signal_status
 from srgan_plugin.base.files import remove_temporaries
-from srgan_plugin.models.saving import AtomicCheckpointMixin
 from srgan_plugin.training import state_files
 from srgan_plugin.training.exact_resume import ResumableSampler, capture_rng, preserved_rng, restore_rng
 from srgan_plugin.training.signals import StopRequest, quiet_workers, workers_start_deaf
 
 Opt = dict[str, Any]
+
+
+class TrainingModel(Protocol):
+    """What the loop calls on the model ``basicsr.models.build_model`` returns: BasicSR's model API."""
+    device: torch.device
+
+    def resume_training(self, resume_state: dict[str, Any]) -> None:
+        ...
+
+    def update_learning_rate(self, current_iter: int, warmup_iter: int = -1) -> None:
+        ...
+
+    def feed_data(self, data: dict[str, Any]) -> None:
+        ...
+
+    def optimize_parameters(self, current_iter: int) -> None:
+        ...
+
+    def get_current_learning_rate(self) -> list[float]:
+        ...
+
+    def get_current_log(self) -> dict[str, Any]:
+        ...
+
+    def save(self, epoch: int, current_iter: int) -> None:
+        ...
+
+    def validation(self, dataloader: Any, current_iter: int, tb_logger: Any, save_img: bool) -> None:
+        ...
+
+
+@runtime_checkable
+class ExactlyResumable(Protocol):
+    """A model the loop can resume exactly (the plugin's models: ``srgan_plugin.models.saving``): its save writes
+    every file whole or not at all and stores ``loop_state`` (the loop's RNG states and position in the epoch) in the
+    training state. Other models are saved with BasicSR's ``save`` and resume at the start of their epoch."""
+
+    def save_with_loop_state(self, epoch: int, current_iter: int, loop_state: dict[str, Any]) -> None:
+        ...
 
 
 @dataclass
@@ -93,7 +131,7 @@ class Trainer:
     def __init__(self, opt: Opt, logger: logging.Logger, tb_logger: Any, resume: Optional[dict[str, Any]]) -> None:
         self.opt, self.logger, self.tb_logger = opt, logger, tb_logger
         self.train_loader, self.sampler, self.val_loaders, self.total_iters = self._dataloaders()
-        self.model = build_model(opt)
+        self.model: TrainingModel = build_model(opt)
         self.pos, self.rng = Position(), None
         if resume:
             self.model.resume_training(resume)
@@ -101,7 +139,7 @@ class Trainer:
         self.msg_logger = MessageLogger(opt, self.pos.iter, tb_logger)
         self.data_timer, self.iter_timer = AvgTimer(), AvgTimer()
         self.keep = opt['logger'].get('keep_last_states')
-        if not isinstance(self.model, AtomicCheckpointMixin):
+        if not isinstance(self.model, ExactlyResumable):
             logger.warning(f'{type(self.model).__name__} is not a srgan_plugin model: its checkpoints are written in '
                            'place and resume restarts the epoch (BasicSR behaviour).')
 
@@ -232,7 +270,7 @@ class Trainer:
 
     def save(self) -> None:
         self.logger.info('Saving models and training states.')
-        if not isinstance(self.model, AtomicCheckpointMixin):
+        if not isinstance(self.model, ExactlyResumable):
             self.model.save(self.pos.epoch, self.pos.iter)
             return
         loop = {
@@ -241,7 +279,7 @@ class Trainer:
             'batch_size': self.opt['datasets']['train']['batch_size_per_gpu'],
             'rng': gather_objects(capture_rng())
         }
-        self.model.save(self.pos.epoch, self.pos.iter, loop_state=loop)
+        self.model.save_with_loop_state(self.pos.epoch, self.pos.iter, loop)
         if self.keep and rank() == 0:
             state_files.prune(self.opt['path']['training_states'], self.opt['path']['models'], int(self.keep),
                               self.logger.info)
