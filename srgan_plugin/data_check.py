@@ -29,7 +29,6 @@ PREPARE = 'python -m srgan_plugin.prepare'
 SHOWN = 3  # file names quoted in a message
 
 
-
 def _examples(names: list[str]) -> str:
     more = f' and {len(names) - SHOWN} more' if len(names) > SHOWN else ''
     return ', '.join(names[:SHOWN]) + more

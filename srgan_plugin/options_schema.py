@@ -28,7 +28,6 @@ from srgan_plugin.base.errors import OptionsError
 Opt = Mapping[str, Any]
 
 
-
 def registered_class(registry: Any, name: Any) -> Any:
     """What ``registry.get(name)`` returns (including its ``NAME_basicsr`` fallback), or None; never prints."""
     if isinstance(name, str):

@@ -36,8 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(prog=PROG, description='Upscale images with an SRResNet/SRGAN checkpoint.')
     parser.add_argument('-i', '--input', required=True, help='image file or folder of images')
     parser.add_argument('-o', '--output', required=True, help='output folder (or output file for one input file)')
-    parser.add_argument('--model', help='BasicSR checkpoint (params_ema, else params) or a shipped model name '
-                        '(srresnet, srgan); default: the shipped default model')
+    parser.add_argument(
+        '--model',
+        help='BasicSR checkpoint (params_ema, else params) or a shipped model name '
+        '(srresnet, srgan); default: the shipped default model')
     parser.add_argument(
         '-s',
         '--outscale',
@@ -108,10 +110,7 @@ def _check_no_overwrite(jobs: list[SourceTarget]) -> None:
         seen[real] = src
 
 
-def plan_jobs(source: str,
-              output: str,
-              ext: str = 'auto',
-              suffix: str = 'out') -> tuple[list[SourceTarget], list[str]]:
+def plan_jobs(source: str, output: str, ext: str = 'auto', suffix: str = 'out') -> tuple[list[SourceTarget], list[str]]:
     """Pair each input image with its output file, refusing anything that would overwrite an input.
 
     Args:

@@ -293,8 +293,7 @@ def compare_folders(lr_dir: str,
 def main(argv: Optional[Sequence[str]] = None) -> None:
     """Run the command (``argv`` defaults to ``sys.argv[1:]``); exit statuses of :mod:`srgan_plugin.base.errors`."""
     parser = ArgumentParser(
-        prog=PROG,
-        description='Side-by-side comparison: bicubic | results | HR, one row per image.')
+        prog=PROG, description='Side-by-side comparison: bicubic | results | HR, one row per image.')
     parser.add_argument('--lr', required=True, help='folder of LR images')
     parser.add_argument('--hr', required=True, help='folder of HR images (same names)')
     parser.add_argument(

@@ -23,19 +23,22 @@ class Layer(NamedTuple):
 
 
 LAYERS = (  # highest first
-    Layer('entry points', (
-        'srgan_plugin',  # the package itself (its __init__): the registration trigger, `import srgan_plugin`
-        'srgan_plugin.train',
-        'srgan_plugin.test',
-        'srgan_plugin.upscale',
-        'srgan_plugin.evaluate',
-        'srgan_plugin.export',
-        'srgan_plugin.interpolate',
-        'srgan_plugin.visualize',
-        'srgan_plugin.bench',
-        'srgan_plugin.prepare.cli',
-        'srgan_plugin.prepare.__main__',
-    ), False),
+    Layer(
+        'entry points',
+        (
+            'srgan_plugin',  # the package itself (its __init__): the registration trigger, `import srgan_plugin`
+            'srgan_plugin.train',
+            'srgan_plugin.test',
+            'srgan_plugin.upscale',
+            'srgan_plugin.evaluate',
+            'srgan_plugin.export',
+            'srgan_plugin.interpolate',
+            'srgan_plugin.visualize',
+            'srgan_plugin.bench',
+            'srgan_plugin.prepare.cli',
+            'srgan_plugin.prepare.__main__',
+        ),
+        False),
     Layer('option-file checks', (
         'srgan_plugin.options_check',
         'srgan_plugin.options_schema',

@@ -174,7 +174,9 @@ def number_argument(kind: Callable[[str], Union[int, float]],
 
 
 @contextlib.contextmanager
-def command_errors(prog: str, interrupted: str, prefix: str = '',
+def command_errors(prog: str,
+                   interrupted: str,
+                   prefix: str = '',
                    catch: tuple[type[Exception], ...] = ()) -> Iterator[None]:
     """Run a command's body with the exit statuses of this module's docstring.
 

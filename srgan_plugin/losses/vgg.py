@@ -37,8 +37,6 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 _PAPER_LAYER = re.compile(r'^vgg(\d)(\d)$')
 
 
-
-
 def vgg19_cache_path() -> str:
     """Where torchvision caches (and :func:`resolve_vgg19_weights` looks for) the ImageNet VGG19 weights."""
     return osp.join(torch.hub.get_dir(), 'checkpoints', VGG19_FILENAME)

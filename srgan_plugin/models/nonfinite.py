@@ -14,7 +14,6 @@ from srgan_plugin.models.basicsr_api import BasicSRModelAPI
 DEFAULT_MAX_NONFINITE_STEPS = 10
 
 
-
 def all_finite(loss: Tensor, grads: Iterable[Tensor]) -> bool:
     """One device sync: are ``loss`` and every gradient free of NaN and Inf?"""
     grads = list(grads)

@@ -16,7 +16,6 @@ from srgan_plugin.models.basicsr_api import BasicSRModelAPI
 NetOrNets = Union[nn.Module, Sequence[nn.Module]]
 
 
-
 class AtomicCheckpointMixin(BasicSRModelAPI):
     """``save_network`` / ``save_training_state`` that write atomically and never write non-finite weights.
 

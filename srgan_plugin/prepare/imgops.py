@@ -199,7 +199,6 @@ def count_subimages(h: int, w: int, crop_size: int, step: int, thresh_size: int 
     return len(subimage_boxes(h, w, crop_size, step, thresh_size))
 
 
-
 def to_bgr_uint8(img: np.ndarray) -> tuple[np.ndarray, list[str]]:
     """Bring a decoded image into the form the datasets store: uint8, 3 channels (BGR), and say what was changed.
 

@@ -33,7 +33,6 @@ MANIFEST = 'prepare_info.json'
 PARTIAL_MARKER = '.prepare_partial'
 
 
-
 def staging_path(out: str) -> str:
     """The temporary folder that this process builds ``out`` in: ``<parent>/.<name>.tmp-<pid>``."""
     return temporary_path(out)
