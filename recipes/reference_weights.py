@@ -9,7 +9,7 @@ and the time each step took. Subcommands:
   (the loop saves a state and exits 143: run the same command again to continue); ``--finish`` ends a run at the
   iteration it reached, writing ``net_g_latest.pth``.
 * ``package``  ``params_ema`` -> float16 ``{'params': ...}`` files + ``manifest.json`` (architecture inferred by
-  :mod:`srgan_plugin.inference.checkpoint`, data, iterations, sha256, scores from ``evaluate``'s results.json).
+  :mod:`srgan_plugin.inference.weights`, data, iterations, sha256, scores from ``evaluate``'s results.json).
 
 Every bad input ends with one line ``error: ...`` and exit status 1 (2 for usage errors).
 """
@@ -75,7 +75,8 @@ def cmd_prepare(args: argparse.Namespace) -> None:
         print('+', ' '.join(cmd[1:]), flush=True)
         if subprocess.run(cmd, cwd=os.getcwd()).returncode != 0:
             raise RecipeError(f'{" ".join(cmd[1:4])} failed (its message is above)')
-    print(f'{args.out}: {folder_bytes(args.out) / 2**20:.1f} MiB')
+    size = sum(osp.getsize(osp.join(root, name)) for root, _, names in os.walk(args.out) for name in names)
+    print(f'{args.out}: {size / 2**20:.1f} MiB')
 
 
 # --------------------------------------------------------------------------------------------------------- train
@@ -252,7 +253,7 @@ def model_entry(phase: int, checkpoint: str, file: str, label: Optional[str], sc
             'type': 'SRResNet',
             **dataclasses.asdict(infer_arch(read_state_dict(file), file))
         },
-        'dtype': 'float16 on disk; srgan_plugin.inference.checkpoint.load_generator restores float32',
+        'dtype': 'float16 on disk; srgan_plugin.inference.weights.load_generator restores float32',
         'training': {
             'data': TRAINING_DATA,
             'options': PHASES[phase]['options'],
