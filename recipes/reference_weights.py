@@ -307,11 +307,12 @@ def check_destination(out: str, label: Optional[str], force: bool) -> None:
 
 
 def write_atomic(out: str, name: str, write: Any) -> str:
-    """Call ``write(tmp_path)``, then rename the temporary file to ``out/name``; returns the final path."""
+    """Call ``write(tmp_path)``; the file becomes ``out/name`` whole or not at all (``atomic_output``). Returns it."""
+    from srgan_plugin.base.files import atomic_output
+
     final = osp.join(out, name)
-    tmp = osp.join(out, f'.{name}.tmp')
-    write(tmp)
-    os.replace(tmp, final)
+    with atomic_output(final) as tmp:
+        write(tmp)
     return final
 
 
