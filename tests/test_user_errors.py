@@ -14,7 +14,6 @@ import shutil
 import signal
 import sys
 import time
-import traceback
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -22,7 +21,7 @@ import cv2
 import lmdb
 import pytest
 import torch
-from launcher import Popen, popen
+from launcher import Popen, popen, python
 from conftest import load_options, make_paired_folder, synthetic_image, tiny_training_options, write_options
 
 from srgan_plugin import evaluate, export, interpolate, upscale
@@ -608,43 +607,20 @@ def test_evaluate_ctrl_c_keeps_the_previous_results(world: World, tmp_path: Path
 # --- signals and SIGBUS: subprocesses ---------------------------------------------------------------------------------
 
 
-def run_forked(command: str, argv: list[str], cwd: Path, captured: Path) -> tuple[int, str, str]:
-    """``main(argv)`` in a forked copy of this process (no start-up cost, unlike a subprocess): a crash such as SIGBUS
-    kills the copy, not the test run. Returns the status as the shell reports it (128 + signal for a crash), stdout
-    and stderr."""
-    captured.mkdir()
-    out, err = captured / 'stdout', captured / 'stderr'
-    pid = os.fork()
-    if pid == 0:  # the copy: never returns into pytest
-        status = 1
-        try:
-            for fd, path in ((1, out), (2, err)):
-                os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), fd)
-            sys.stdout, sys.stderr = (open(fd, 'w', buffering=1, closefd=False) for fd in (1, 2))
-            os.chdir(cwd)
-            sys.argv = [command, *argv]
-            try:
-                status = COMMANDS[command](argv) or 0
-            except SystemExit as exit_:
-                status = exit_.code if isinstance(exit_.code, int) else 1
-                if isinstance(exit_.code, str):
-                    print(exit_.code, file=sys.stderr)
-        except BaseException:  # noqa: BLE001  (shown, so that the test fails on 'Traceback')
-            traceback.print_exc()
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(status)
-    code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
-    return (128 - code if code < 0 else code), out.read_text(), err.read_text()
+def run_forked(command: str, argv: list[str], cwd: Path) -> tuple[int, str, str]:
+    """``python -m srgan_plugin.COMMAND ARGV`` in a forked process (launcher.py): a crash such as SIGBUS kills that
+    process, not the test run. Returns the status as the shell reports it (128 + signal for a crash), stdout and
+    stderr."""
+    result = python(['-m', f'srgan_plugin.{command}', *argv], cwd)
+    code = result.returncode
+    return (128 - code if code < 0 else code), result.stdout, result.stderr
 
 
 @pytest.mark.parametrize('command', ['prepare', 'train'])
 @pytest.mark.slow
 def test_truncated_lmdb_is_one_line_not_sigbus(command: str, world: World, tmp_path: Path) -> None:
     """LMDB maps data.mdb into memory: reading past the end of a truncated file was SIGBUS (exit 135, no message), in
-    ``prepare verify`` and in training. Run in a forked copy of this process, so that a crash would not end the test
-    run."""
+    ``prepare verify`` and in training. Run in a forked process, so that a crash would not end the test run."""
     dbs = copy_lmdbs(world, tmp_path)
     data = dbs / HR_DB / 'data.mdb'
     os.truncate(data, data.stat().st_size // 2)
@@ -655,7 +631,7 @@ def test_truncated_lmdb_is_one_line_not_sigbus(command: str, world: World, tmp_p
     else:
         argv = ['-opt', str(train_options(world, tmp_path, dbs / HR_DB, dbs / LR_DB))]
         cause = f'{dbs / HR_DB}: data.mdb is truncated'
-    status, out, err = run_forked(command, argv, tmp_path, tmp_path / 'captured')
+    status, out, err = run_forked(command, argv, tmp_path)
     assert_one_error_line(status, out, err, 1, cause)
     assert 'data.mdb is truncated' in out + err
     assert digest(dbs) == before
