@@ -47,7 +47,7 @@ PHASES = {
 }
 DEFAULT_MODEL = 'srgan_mse_x4'
 REFERENCE_ARCH = {'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 64, 'num_block': 16, 'upscale': 4}
-TRAINING_DATA = ('"291": BSD200 + T91 HR images (../shared/datasets), prepared with python -m srgan_plugin.prepare '
+TRAINING_DATA = ('"291": BSD200 + T91 HR images, prepared with python -m srgan_plugin.prepare '
                  'folder --min-size 96 (240 px sub-images, step 120, MATLAB-bicubic x4 LR)')
 FP16_MAX = 65504.0
 
@@ -61,8 +61,11 @@ def prepare_commands(src: str, out: str, workers: int) -> list[list[str]]:
     """The ``python -m srgan_plugin.prepare`` commands that build ``out`` from ``src`` (see :func:`cmd_prepare`)."""
     base = [sys.executable, '-m', 'srgan_plugin.prepare']
     hr = [osp.join(src, name, 'HR') for name in TRAIN_SETS]
-    train = ['folder', '--hr', *hr, '--out', osp.join(out, '291'), '--min-size', '96', '--compress-level', '0',
-             '--workers', str(workers)]
+    train = [
+        'folder', '--hr', *hr, '--out',
+        osp.join(out, '291'), '--min-size', '96', '--compress-level', '0', '--workers',
+        str(workers)
+    ]
     cmds = [base + train]
     for name in BENCHMARK_SETS:
         cmds.append(base + ['benchmark', '--hr', osp.join(src, name, 'HR'), '--out', osp.join(out, name)])
@@ -239,8 +242,48 @@ def read_scores(results: Optional[str], checkpoint: str, packaged: str) -> dict[
     return scores
 
 
-def model_entry(phase: int, checkpoint: str, file: str, label: Optional[str], scores: dict[str, Any]) -> dict:
-    """The manifest entry of one packaged generator (``file`` already written)."""
+LOG_TIME = re.compile(r'^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),\d+ ')
+
+
+def training_wall_time(experiment: str) -> Optional[float]:
+    """Seconds of training in ``experiment``: per sitting (one ``*.log`` each), its last log line minus its first."""
+    from datetime import datetime
+
+    total, found = 0.0, False
+    for name in sorted(_listdir(experiment)):
+        if not name.endswith('.log'):
+            continue
+        with open(osp.join(experiment, name), encoding='utf-8', errors='replace') as f:
+            stamps = [match.group(1) for match in map(LOG_TIME.match, f) if match]
+        if len(stamps) >= 2:
+            first, last = (datetime.strptime(stamp, '%Y-%m-%d %H:%M:%S') for stamp in (stamps[0], stamps[-1]))
+            total, found = total + (last - first).total_seconds(), True
+    return total if found else None
+
+
+def this_machine() -> str:
+    """CPU model, cores, the CPU capability torch uses (or the GPU) and torch's version, in one line."""
+    import torch
+
+    from srgan_plugin.bench.measure import cpu_model
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
+    where = f'{cpu_model()}, {cores} cores, {torch.backends.cpu.get_cpu_capability()}'
+    if torch.cuda.is_available():
+        where = f'{torch.cuda.get_device_name()} (host: {where})'
+    return f'{where}; torch {torch.__version__}'
+
+
+def model_entry(phase: int,
+                checkpoint: str,
+                file: str,
+                label: Optional[str],
+                scores: dict[str, Any],
+                machine: Optional[str] = None) -> dict:
+    """The manifest entry of one packaged generator (``file`` already written).
+
+    ``machine`` names what trained it; None for the machine running ``package``.
+    """
     from srgan_plugin.inference.weights import infer_arch, read_state_dict
     from srgan_plugin.base.files import sha256_of
 
@@ -263,6 +306,8 @@ def model_entry(phase: int, checkpoint: str, file: str, label: Optional[str], sc
             'batch_size': opt.get('datasets', {}).get('train', {}).get('batch_size_per_gpu'),
             'source_checkpoint': osp.basename(checkpoint),
             'params_key': 'params_ema',
+            'wall_time_s': training_wall_time(osp.dirname(osp.dirname(osp.abspath(checkpoint)))),
+            'machine': machine or this_machine(),
         },
         'scores': scores,
     }
@@ -320,7 +365,8 @@ def package(checkpoints: dict[int, str],
             out: str,
             scores: Optional[str] = None,
             label: Optional[str] = None,
-            force: bool = False) -> dict[str, Any]:
+            force: bool = False,
+            machine: Optional[str] = None) -> dict[str, Any]:
     """Write ``out/<name>.pth`` (fp16 ``{'params': ...}``) per phase and ``out/manifest.json`` last.
 
     Args:
@@ -329,6 +375,7 @@ def package(checkpoints: dict[int, str],
         scores (str | None): ``results.json`` of ``python -m srgan_plugin.evaluate``. Default: None.
         label (str | None): Stand-in label (required for non-reference architectures). Default: None.
         force (bool): Replace an existing manifest. Default: False.
+        machine (str | None): What trained the checkpoints; None for the machine running this. Default: None.
 
     Returns:
         dict[str, Any]: The manifest written.
@@ -345,7 +392,7 @@ def package(checkpoints: dict[int, str],
         name, half = PHASES[phase]['name'], half_state(state, checkpoints[phase])
         file = write_atomic(out, f'{name}.pth', lambda tmp, half=half: torch.save({'params': half}, tmp))
         models[name] = model_entry(phase, checkpoints[phase], file, label,
-                                   read_scores(scores, checkpoints[phase], file))
+                                   read_scores(scores, checkpoints[phase], file), machine)
     default = DEFAULT_MODEL if DEFAULT_MODEL in models else next(iter(models))
     manifest = {'default': default, 'models': models}
     if label:
@@ -366,7 +413,7 @@ def cmd_package(args: argparse.Namespace) -> None:
     checkpoints = {phase: path for phase, path in ((1, args.phase1), (2, args.phase2)) if path}
     if not checkpoints:
         raise RecipeError('give --phase1 CKPT and/or --phase2 CKPT')
-    package(checkpoints, args.out, args.scores, args.label, args.force)
+    package(checkpoints, args.out, args.scores, args.label, args.force, args.machine)
 
 
 # ----------------------------------------------------------------------------------------------------------- cli
@@ -399,6 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--scores', help="results.json of python -m srgan_plugin.evaluate")
     p.add_argument('--label', help='required for stand-ins, e.g. "TINY STAND-IN, NOT A TRAINED MODEL"')
     p.add_argument('--force', action='store_true', help='replace an existing manifest.json')
+    p.add_argument('--machine', help='what trained the checkpoints (default: the machine running package)')
     p.set_defaults(func=cmd_package)
     return parser
 

@@ -74,6 +74,31 @@ def test_package_writes_fp16_params_and_manifest(packaged):
         assert torch.equal(saved['params']['conv_first.weight'], expected)
 
 
+def test_manifest_records_wall_time_of_every_sitting_and_the_machine(tmp_path: Path):
+    ckpt, _ = stand_in(tmp_path, 'p1', 1)
+    experiment = ckpt.parent.parent
+    (experiment / 'train_p1_20261202_100000.log').write_text(
+        '2026-12-02 10:00:00,120 INFO: Start training from epoch: 0, iter: 0\n'
+        '  a continuation line without a time stamp\n'
+        '2026-12-02 10:30:00,900 INFO: [train..][epoch:  0, iter:   100] l_pix: 1.0e-02\n')
+    (experiment / 'train_p1_20261202_120000.log').write_text(
+        '2026-12-02 12:00:00,000 INFO: Resuming training from epoch: 0, iter: 100\n'
+        '2026-12-02 12:10:05,000 INFO: Saving models and training states.\n')
+    (experiment / 'notes.txt').write_text('2026-12-02 00:00:00,000 not a log\n')
+    manifest = recipe().package({1: str(ckpt)}, str(tmp_path / 'weights'), label=LABEL, machine='test CPU, 2 cores')
+    training = manifest['models']['srresnet_mse_x4']['training']
+    assert training['wall_time_s'] == 30 * 60 + 10 * 60 + 5
+    assert training['machine'] == 'test CPU, 2 cores'
+    assert manifest['default'] == 'srresnet_mse_x4'  # the only one packaged
+
+
+def test_manifest_without_logs_has_no_wall_time_and_names_this_machine(packaged):
+    _, manifest, _ = packaged
+    training = manifest['models']['srresnet_mse_x4']['training']
+    assert training['wall_time_s'] is None
+    assert 'torch ' + torch.__version__ in training['machine']
+
+
 def test_resolve_and_load_restore_fp32_same_output(packaged):
     out, _, nets = packaged
     path = resolve_model(None, weights_dir=str(out))
