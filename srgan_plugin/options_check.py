@@ -228,6 +228,7 @@ TYPED_OPTIONS = (  # the plugin's typed options: (section or None for the top le
     ('train', 'max_nonfinite_steps', 'count', 'a positive number of consecutive skipped steps'),
     (None, 'sync_bn', 'bool', 'true or false'),
     ('train', 'channels_last', 'bool', 'true or false'),
+    ('train', 'ema_warmup', 'bool', 'true, false, or ~ (warm up only when training from random weights)'),
     (None, 'cudnn_benchmark', 'bool', 'true or false'),
 )
 

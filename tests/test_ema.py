@@ -79,3 +79,34 @@ def test_ema_generator_scores_at_least_the_live_one_on_real_images():
     live, ema = set5_psnr(model.net_g, val), set5_psnr(model.net_g_ema, val)
     assert live > untrained + 3, f'the live generator did not learn (Set5 {untrained:.2f} -> {live:.2f} dB)'
     assert ema >= live - 0.05, f'EMA generator {ema:.2f} dB vs live {live:.2f} dB on Set5'
+
+
+def test_ema_warmup_follows_where_the_generator_starts_and_survives_resume():
+    from srgan_plugin.models.ema import resolve_ema_warmup
+
+    scratch = {'path': {'pretrain_network_g': None}, 'train': {}}
+    assert resolve_ema_warmup(scratch) is True
+    scratch['path']['pretrain_network_g'] = 'experiments/run/models/net_g_1000.pth'  # what check_resume does
+    assert resolve_ema_warmup(scratch) is True
+    fine_tune = {'path': {'pretrain_network_g': 'phase1.pth'}, 'train': {'ema_warmup': None}}
+    assert resolve_ema_warmup(fine_tune) is False
+    forced = {'path': {'pretrain_network_g': 'phase1.pth'}, 'train': {'ema_warmup': True}}
+    assert resolve_ema_warmup(forced) is True
+
+
+@pytest.mark.parametrize('warmup', [True, False])
+def test_ema_update_of_the_first_step(warmup: bool):
+    """From random weights the first update keeps 2/11 of the average (the warm-up); fine-tuning keeps 0.999."""
+    torch.manual_seed(0)
+    opt = model_options(1, ema_decay=0.999)
+    opt['train']['ema_warmup'] = warmup
+    model = build_model(opt)
+    before = {k: v.clone() for k, v in model.net_g_ema.state_dict().items() if v.is_floating_point()}
+    model.feed_data({'lq': torch.rand(2, 3, 8, 8), 'gt': torch.rand(2, 3, 32, 32)})
+    model.optimize_parameters(1)
+    live = model.net_g.state_dict()
+    decay = 2 / 11 if warmup else 0.999
+    for key, old in before.items():
+        expected = old * decay + live[key] * (1 - decay)
+        torch.testing.assert_close(model.net_g_ema.state_dict()[key], expected, rtol=1e-5, atol=1e-6)
+    assert any(not torch.equal(old, live[key]) for key, old in before.items())  # the step moved the live network

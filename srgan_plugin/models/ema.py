@@ -2,7 +2,7 @@
 running statistics averaged with the weights."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 
@@ -24,6 +24,21 @@ def ema_decay_at(decay: float, step: Optional[int]) -> float:
     if step is None:
         return decay
     return min(decay, (1 + step) / (EMA_WARMUP + step))
+
+
+def resolve_ema_warmup(opt: dict[str, Any]) -> bool:
+    """``train.ema_warmup``, with ``~`` (the default) resolved from the option file and written back.
+
+    ``~`` means: warm up when the generator starts from random weights (``path.pretrain_network_g: ~``), not when it
+    starts from a trained one (phase 2, fine-tuning). There the average starts at the trained weights, which hold
+    nothing to wash out, and a warm-up would make the EMA generator follow the live one through the first, largest
+    moves of a fresh optimizer and of an untrained discriminator. Call this before BasicSR's ``check_resume``, which
+    points ``pretrain_network_g`` at the run's own checkpoint, so a resumed run keeps the choice of its start.
+    """
+    train = opt.setdefault('train', {})
+    if train.get('ema_warmup') is None:
+        train['ema_warmup'] = not (opt.get('path') or {}).get('pretrain_network_g')
+    return bool(train['ema_warmup'])
 
 
 class BufferEMAMixin(BasicSRModelAPI):
@@ -54,3 +69,9 @@ class BufferEMAMixin(BasicSRModelAPI):
                 tensor.copy_(live[name])
         torch._foreach_mul_(averaged, decay)
         torch._foreach_add_(averaged, targets, alpha=1 - decay)
+
+    def update_ema(self, current_iter: int) -> None:
+        """``model_ema`` after a generator step at ``current_iter``, with ``train.ema_decay`` and the warm-up that
+        ``train.ema_warmup`` asks for (see :func:`resolve_ema_warmup`)."""
+        warmup = resolve_ema_warmup(self.opt)
+        self.model_ema(decay=self.ema_decay, step=current_iter if warmup else None)

@@ -41,7 +41,7 @@ class SRGANPluginModel(PluginModelMixin, SRGANModel):
     Options (``train``): ``pixel_opt`` (SRGAN-MSE: ``MSELoss``), ``perceptual_opt`` (SRGAN-VGG22/54:
     ``VGGContentLoss``), ``gan_opt`` (the paper: ``GANLoss``, ``gan_type: vanilla``, ``loss_weight: !!float 1e-3``),
     ``gp_opt``, ``tv_opt``, ``optim_g``, ``optim_d``, ``scheduler``, ``net_d_iters`` (1), ``net_d_init_iters`` (0),
-    ``ema_decay``, ``max_nonfinite_steps`` (10); top level: ``sync_bn`` (false). Log keys: ``l_g_pix``,
+    ``ema_decay``, ``ema_warmup`` (~: only when ``path.pretrain_network_g`` is ~), ``max_nonfinite_steps`` (10); top level: ``sync_bn`` (false). Log keys: ``l_g_pix``,
     ``l_g_percep``, ``l_g_gan``, ``l_d_real``, ``l_d_fake``, ``out_d_real``, ``out_d_fake`` (and ``l_d_gp``,
     ``l_g_tv``), as BasicSR's. At iterations 1, 10 and 100 one log line gives the weighted content terms against the
     adversarial term and their ratio, so that the balance of the losses is visible before a long run.
@@ -103,4 +103,4 @@ class SRGANPluginModel(PluginModelMixin, SRGANModel):
         self.guarded_step(self.optimizer_d, l_d_total, 'discriminator', current_iter, snapshot_d)
         self.log_dict = self.reduce_loss_dict(log)
         if g_stepped and self.ema_decay > 0:
-            self.model_ema(decay=self.ema_decay, step=current_iter)
+            self.update_ema(current_iter)

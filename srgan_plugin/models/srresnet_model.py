@@ -16,7 +16,7 @@ class SRResNetModel(PluginModelMixin, SRModel):
 
     Options are SRModel's: ``network_g``, ``train.pixel_opt`` (the paper: ``MSELoss``) and/or
     ``train.perceptual_opt`` (e.g. ``VGGContentLoss``), ``train.optim_g``, ``train.scheduler``, ``train.ema_decay``,
-    plus ``train.tv_opt`` (optional, e.g. ``TVLoss``: a total-variation term on the output, no ground truth),
+    plus ``train.ema_warmup`` (~: warm the EMA up only from random weights, see ``resolve_ema_warmup``), ``train.tv_opt`` (optional, e.g. ``TVLoss``: a total-variation term on the output, no ground truth),
     ``train.max_nonfinite_steps`` (10), the speed options ``train.amp`` / ``channels_last`` / ``compile`` (see
     ``PerformanceMixin``) and the top-level ``sync_bn`` (false). Log keys: ``l_pix`` (and ``l_percep``, ``l_tv``).
     The EMA generator also tracks BatchNorm statistics.
@@ -31,4 +31,4 @@ class SRResNetModel(PluginModelMixin, SRModel):
         stepped = self.guarded_step(self.optimizer_g, loss, 'generator', current_iter, snapshot)
         self.log_dict = self.reduce_loss_dict(log)
         if stepped and self.ema_decay > 0:
-            self.model_ema(decay=self.ema_decay, step=current_iter)
+            self.update_ema(current_iter)

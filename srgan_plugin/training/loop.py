@@ -41,6 +41,7 @@ from basicsr.utils.options import copy_opt_file, dict2str
 from srgan_plugin.base.distributed import gather_objects, is_distributed, leave, rank, world_size
 from srgan_plugin.base.errors import CheckpointError, SRGANPluginError, signal_status
 from srgan_plugin.base.files import remove_temporaries
+from srgan_plugin.models.ema import resolve_ema_warmup
 from srgan_plugin.training import state_files
 from srgan_plugin.training.exact_resume import ResumableSampler, capture_rng, preserved_rng, restore_rng
 from srgan_plugin.training.signals import StopRequest, quiet_workers, workers_start_deaf
@@ -322,6 +323,7 @@ def train_pipeline(root_path: str) -> None:
     opt['root_path'] = root_path
     torch.backends.cudnn.benchmark = bool(opt.get('cudnn_benchmark', True))
     notes: list[str] = []
+    resolve_ema_warmup(opt)  # from the option file, before resuming points pretrain_network_g at the run's own
     resume = find_resume(opt, notes)
     logger, tb_logger = setup_run(opt, args, resume is not None)
     for note in notes:
