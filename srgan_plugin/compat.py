@@ -21,6 +21,9 @@ Patches:
        ``srgan_plugin.base.distributed.init_dist`` (NCCL or gloo, device from LOCAL_RANK) and accept both
        spellings.
     6. A missing ``-opt FILE`` ends with one line instead of BasicSR's ``FileNotFoundError`` traceback.
+    7. ``--force_yml KEY=VALUE`` reads signed numbers and numbers with an exponent (``-1``, ``1e-4``) as text:
+       ``basicsr/utils/options.py``'s ``_postprocess_yml_value`` tests ``str.isdigit`` (not reported upstream; master
+       has the same code). We read them as YAML reads ``-1`` and ``1.0e-4``.
 
 These apply to every option file. The patched ``parse_options`` also runs the plugin's option checks, which
 ``srgan_plugin/__init__.py`` installs with :func:`install_option_checks` (this module, the lowest layer, imports
@@ -40,6 +43,7 @@ import importlib
 import importlib.util
 import inspect
 import os
+import re
 import sys
 from os import path as osp
 from typing import Any, Callable, Optional, Sequence
@@ -187,6 +191,27 @@ def perceptual_loss_l2() -> None:
     basic_loss.PerceptualLoss.__init__ = __init__
 
 
+INT_TEXT = re.compile(r'[+-]?\d+')
+FLOAT_TEXT = re.compile(r'[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?')
+
+
+@_once
+def force_yml_numbers() -> None:
+    """Patch 7: ``--force_yml`` values such as ``-1``, ``+2``, ``1e-4`` and ``-0.5`` become numbers, not text."""
+    options = importlib.import_module('basicsr.utils.options')
+    original = options._postprocess_yml_value
+
+    @functools.wraps(original)
+    def _postprocess_yml_value(value: str) -> Any:
+        if INT_TEXT.fullmatch(value):
+            return int(value)
+        if FLOAT_TEXT.fullmatch(value):
+            return float(value)
+        return original(value)
+
+    options._postprocess_yml_value = _postprocess_yml_value
+
+
 @_once
 def allow_resume_state_unpickling() -> None:
     """Patch 4: training states contain ``collections.Counter`` (MultiStepRestartLR); allow it under weights_only."""
@@ -208,4 +233,5 @@ def apply() -> None:
     run_folders_in_cwd()
     perceptual_loss_l2()
     allow_resume_state_unpickling()
+    force_yml_numbers()
     distributed_init()

@@ -110,3 +110,14 @@ def test_missing_option_file_is_one_line(tmp_path):
         compat._require_option_file(['--launcher', 'none', '-opt', 'missing.yml'])
     (tmp_path / 'there.yml').write_text('name: x\n')
     compat._require_option_file(['-opt', str(tmp_path / 'there.yml')])  # an existing file passes
+
+
+@pytest.mark.parametrize('text, value', [('-1', -1), ('+2', 2), ('7', 7), ('1e-4', 1e-4), ('-0.5', -0.5), ('.5', 0.5),
+                                         ('2.5E3', 2500.0), ('~', None), ('true', True), ('!!float 3', 3.0),
+                                         ('[1, 2]', [1, 2]), ('1e-4x', '1e-4x'), ('-', '-'), ('v1.0', 'v1.0')])
+def test_force_yml_reads_signed_and_exponent_numbers(text, value):
+    """Patch 7: BasicSR's ``--force_yml`` read ``-1`` and ``1e-4`` as text (``str.isdigit``)."""
+    import basicsr.utils.options
+
+    parsed = basicsr.utils.options._postprocess_yml_value(text)
+    assert parsed == value and type(parsed) is type(value)
