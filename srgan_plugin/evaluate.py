@@ -103,6 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=number_argument(int, minimum=1),
         default=128,
         help='side of the HR centre crops in grids (default: 128)')
+    parser.add_argument(
+        '--grid-images',
+        nargs='+',
+        metavar='NAME',
+        help='only these images (names without extension) in the grids of the sets that hold them (default: all)')
     return parser
 
 
@@ -209,6 +214,20 @@ def mean_metrics(per_image: dict[str, dict[str, Optional[float]]]) -> dict[str, 
     return means
 
 
+def in_grid(name: str, samples: list[Sample], wanted: Optional[Sequence[str]]) -> bool:
+    """Whether image ``name`` gets a grid row: every image of a set that holds none of ``wanted`` (or without it)."""
+    return not wanted or name in wanted or not any(sample.name in wanted for sample in samples)
+
+
+def check_grid_images(wanted: Optional[Sequence[str]], samples: dict[str, list[Sample]]) -> None:
+    """Refuse ``--grid-images`` names that are in none of the sets, before anything is measured."""
+    names = {sample.name for set_samples in samples.values() for sample in set_samples}
+    missing = sorted(set(wanted or ()) - names)
+    if missing:
+        raise InferenceError(f'--grid-images: {", ".join(missing)} in none of the sets {", ".join(samples)}; '
+                             f'their images are {", ".join(sorted(names))}')
+
+
 def evaluate_set(set_name: str, samples: list[Sample], methods: list[Method], args: argparse.Namespace,
                  with_lpips: bool) -> dict:
     """Measure every method on a set with HR; write its comparison grid (and SR images with --save-images)."""
@@ -220,9 +239,10 @@ def evaluate_set(set_name: str, samples: list[Sample], methods: list[Method], ar
         for method, sr in zip(methods, outputs):
             per_image[method.label][sample.name] = image_metrics(sr, hr, args.scale, with_lpips)
             _maybe_save(args, set_name, method, sample, sr)
-        rows.append([center_crop(img, args.crop) for img in (*outputs, hr)])
-        psnr = [f'{m.label} {per_image[m.label][sample.name]["psnr_y"]:.2f} dB' for m in methods]
-        labels.append([f'{sample.name}: {psnr[0]}', *psnr[1:], 'HR'])
+        if in_grid(sample.name, samples, args.grid_images):
+            rows.append([center_crop(img, args.crop) for img in (*outputs, hr)])
+            psnr = [f'{m.label} {per_image[m.label][sample.name]["psnr_y"]:.2f} dB' for m in methods]
+            labels.append([f'{sample.name}: {psnr[0]}', *psnr[1:], 'HR'])
     grid(rows, labels, osp.join(args.out, f'{set_name}_comparison.png'))
     return {
         'mode': 'measured',
@@ -294,6 +314,7 @@ def evaluate(args: argparse.Namespace) -> dict:
 
     methods = load_methods(args.model, args.device, args.scale)
     samples = {name: find_samples(args.data_root, name, args.scale, args.test_only) for name in args.sets}
+    check_grid_images(args.grid_images, samples)
     lpips_reason = metrics.lpips_unavailable_reason()
     notes = [lpips_reason] if lpips_reason else []
     notes.append('NIQE is "-" where it cannot be computed: fewer than two 96 px blocks after the shave, or a '

@@ -92,6 +92,21 @@ def test_measures_bicubic_and_a_model(data_root: Path, tiny_model: Path, tmp_pat
     assert '| Syn | bicubic | ' in report and '| Syn | tiny | ' in report and 'LPIPS not computed' in report
 
 
+def test_grid_images_selects_the_rows_and_unknown_names_are_refused(data_root: Path, tmp_path: Path) -> None:
+    make_paired_folder(data_root / 'Other', count=2, size=120)
+    for image in (data_root / 'Other').rglob('img*.png'):
+        image.rename(image.with_name(image.name.replace('img', 'other')))
+    out = tmp_path / 'eval'
+    run_evaluate('--data-root', data_root, '--sets', 'Syn', 'Other', '--out', out, '--crop', 96, '--grid-images',
+                 'img01')
+    gap, band = PanelStyle().gap, label_band_height()
+    assert cv2.imread(str(out / 'Syn_comparison.png')).shape == (band + 96, 2 * 96 + gap, 3)  # img01 only
+    assert cv2.imread(str(out / 'Other_comparison.png')).shape[0] == 2 * (band + 96) + gap  # holds no img01: all
+    expect_error('--grid-images: nope in none of the sets Syn; their images are img00, img01', '--data-root', data_root,
+                 '--sets', 'Syn', '--out', tmp_path / 'eval2', '--grid-images', 'img00', 'nope')
+    assert not (tmp_path / 'eval2' / 'results.json').exists()
+
+
 def test_test_only_mode_writes_outputs_only(data_root: Path, tiny_model: Path, tmp_path: Path) -> None:
     shutil.rmtree(data_root / 'Syn' / 'HR')
     out = tmp_path / 'eval'
