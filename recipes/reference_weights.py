@@ -216,9 +216,11 @@ def experiment_options(path: str) -> dict[str, Any]:
 
 
 def read_scores(results: Optional[str], checkpoint: str, packaged: str) -> dict[str, Any]:
-    """Mean metrics per set of the ``evaluate`` method whose model is ``checkpoint`` or a file named like ``packaged``.
+    """Mean metrics per set of the shipped file and of the checkpoint it was made from, from ``evaluate``'s results.
 
-    Bicubic is included as ``bicubic`` for reference. Returns {} without ``results``.
+    ``model`` holds the scores of the ``evaluate`` method whose file is named like ``packaged`` (the float16 file as
+    shipped), ``fp32_checkpoint`` those of ``checkpoint`` (None where it was not evaluated), ``bicubic`` the baseline.
+    Where only the checkpoint was evaluated, ``model`` holds its scores. Returns {} without ``results``.
     """
     if not results:
         return {}
@@ -226,18 +228,20 @@ def read_scores(results: Optional[str], checkpoint: str, packaged: str) -> dict[
         raise RecipeError(f'--scores {results} not found (python -m srgan_plugin.evaluate writes results.json)')
     with open(results, encoding='utf-8') as f:
         data = json.load(f)
-    wanted = {osp.abspath(checkpoint), osp.basename(packaged)}
-    labels = [
-        label for label, model in data.get('methods', {}).items()
-        if isinstance(model, str) and (osp.abspath(model) in wanted or osp.basename(model) in wanted)
-    ]
-    if not labels:
+    methods = {label: model for label, model in data.get('methods', {}).items() if isinstance(model, str)}
+    shipped = next((label for label, model in methods.items() if osp.basename(model) == osp.basename(packaged)), None)
+    fp32 = next((label for label, model in methods.items() if osp.abspath(model) == osp.abspath(checkpoint)), None)
+    if not shipped and not fp32:
         raise RecipeError(f'{results} has no scores of {checkpoint} or of a file named {osp.basename(packaged)}; '
                           'evaluate that file (--model) first')
     scores = {}
     for set_name, entry in data.get('sets', {}).items():
         means = entry.get('mean', {})
-        scores[set_name] = {'model': means.get(labels[0]), 'bicubic': means.get('bicubic')}
+        scores[set_name] = {
+            'model': means.get(shipped or fp32),
+            'fp32_checkpoint': means.get(fp32) if fp32 else None,
+            'bicubic': means.get('bicubic')
+        }
     scores['protocol'] = data.get('protocol')
     return scores
 

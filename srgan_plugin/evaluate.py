@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m srgan_plugin.evaluate [--model A.pth --model B.pth ...] --data-root DIR --sets Set5 Set14 --out DIR
+    python -m srgan_plugin.evaluate [--model A.pth|srresnet|srgan ...] --data-root DIR --sets Set5 Set14 --out DIR
                                     [--device auto|cpu|cuda] [--scale 4] [--test-only] [--save-images]
 
 Each set is ``DIR/<set>/HR/`` + ``DIR/<set>/LR_bicubic/X<scale>/`` (same file names), the layout of
@@ -86,7 +86,11 @@ def _to_bgr_uint8(tile: np.ndarray) -> np.ndarray:
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser."""
     parser = ArgumentParser(prog=PROG, description='PSNR/SSIM (Y and RGB), NIQE, LPIPS on benchmark sets.')
-    parser.add_argument('--model', action='append', default=[], help='BasicSR checkpoint; repeat for several')
+    parser.add_argument(
+        '--model',
+        action='append',
+        default=[],
+        help='BasicSR checkpoint or shipped model name (srresnet, srgan); repeat for several')
     parser.add_argument('--data-root', required=True, help='folder holding <set>/HR and <set>/LR_bicubic/X<scale>')
     parser.add_argument('--sets', nargs='+', required=True, help='set folder names, e.g. Set5 Set14')
     parser.add_argument('--out', required=True, help='folder for results.json, results.md and the grids')
@@ -121,9 +125,10 @@ def model_labels(paths: Sequence[str]) -> list[str]:
 
 
 def load_methods(paths: Sequence[str], device_name: str, scale: int) -> list[Method]:
-    """Bicubic plus one method per checkpoint; each must be an x``scale`` model."""
+    """Bicubic plus one method per checkpoint or shipped model name; each must be an x``scale`` model."""
     device = resolve_device(device_name)
     methods = [Method('bicubic')]
+    paths = [weights.resolve_model(path) for path in paths]
     for path, label in zip(paths, model_labels(paths)):
         net, spec = weights.load_generator(path, device)
         if spec.upscale != scale:

@@ -168,15 +168,18 @@ def upscale_file(upscaler: Upscaler, source: str, target: str, outscale: float) 
     return f'{source} -> {target} ({details})'
 
 
-def make_upscaler(args: argparse.Namespace) -> Upscaler:
-    """Load ``--model`` (or the shipped weights) onto the device and wrap it with the tiling options."""
+def make_upscaler(args: argparse.Namespace) -> tuple[Upscaler, str]:
+    """Load ``--model`` (or the shipped weights) onto the device and wrap it with the tiling options; also return the
+    file loaded."""
     device, dtype = resolve_device(args.device), resolve_dtype(args.half, args.bf16)
-    net, spec = weights.load_generator(weights.resolve_model(args.model), device, dtype, fold_bn=True)
+    path = weights.resolve_model(args.model)
+    net, spec = weights.load_generator(path, device, dtype, fold_bn=True)
     radius = receptive_radius(net)
     if args.tile_pad is not None and args.tile_pad < radius:
         log(f'warning: --tile-pad {args.tile_pad} is below the receptive radius {radius}: tiles may show seams')
     return Upscaler.for_network(
-        net, spec.upscale, args.tile_pad, device=device, dtype=dtype, tile=args.tile, progress=sys.stderr.isatty())
+        net, spec.upscale, args.tile_pad, device=device, dtype=dtype, tile=args.tile,
+        progress=sys.stderr.isatty()), path
 
 
 def run_jobs(upscaler: Upscaler, jobs: list[SourceTarget], outscale: float) -> list[str]:
@@ -197,7 +200,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     args = build_parser().parse_args(argv)
     with command_errors(PROG, INTERRUPTED):
         jobs, skipped = plan_jobs(args.input, args.output, args.ext, args.suffix)
-        upscaler = make_upscaler(args)
+        upscaler, model = make_upscaler(args)
         for folder in {osp.dirname(target) or '.' for _, target in jobs}:
             os.makedirs(folder, exist_ok=True)
         failures = run_jobs(upscaler, jobs, args.outscale or upscaler.scale)
@@ -208,7 +211,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         if failures:
             raise InferenceError(f'{len(failures)} of {len(jobs)} images could not be upscaled (listed above); '
                                  f'the other {len(jobs) - len(failures)} were written')
-        print(f'wrote {len(jobs)} image(s) with a {upscaler.scale}x model')
+        print(f'wrote {len(jobs)} image(s) with the {upscaler.scale}x model {model}')
 
 
 if __name__ == '__main__':

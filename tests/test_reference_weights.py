@@ -99,6 +99,25 @@ def test_manifest_without_logs_has_no_wall_time_and_names_this_machine(packaged)
     assert 'torch ' + torch.__version__ in training['machine']
 
 
+def test_scores_of_the_shipped_file_and_of_its_fp32_checkpoint(tmp_path: Path, packaged):
+    out, _, _ = packaged
+    checkpoint = tmp_path / 'p1' / 'models' / 'net_g_1234.pth'
+    means = {label: {'psnr_y': value} for label, value in (('bicubic', 28.4), ('net_g_1234', 30.2),
+                                                              ('srresnet_mse_x4', 30.19))}
+    results = {
+        'protocol': {'scale': 4},
+        'methods': {'bicubic': 'MATLAB-style bicubic', 'net_g_1234': str(checkpoint),
+                    'srresnet_mse_x4': str(out / 'srresnet_mse_x4.pth')},
+        'sets': {'Set5': {'mean': means}},
+    }
+    (tmp_path / 'results.json').write_text(json.dumps(results))
+    scores = recipe().read_scores(str(tmp_path / 'results.json'), str(checkpoint), str(out / 'srresnet_mse_x4.pth'))
+    assert scores['Set5'] == {'model': {'psnr_y': 30.19}, 'fp32_checkpoint': {'psnr_y': 30.2},
+                              'bicubic': {'psnr_y': 28.4}}
+    only_checkpoint = recipe().read_scores(str(tmp_path / 'results.json'), str(checkpoint), 'other.pth')
+    assert only_checkpoint['Set5']['model'] == {'psnr_y': 30.2}
+
+
 def test_resolve_and_load_restore_fp32_same_output(packaged):
     out, _, nets = packaged
     path = resolve_model(None, weights_dir=str(out))
@@ -123,6 +142,8 @@ def test_damaged_packaged_file_is_refused(packaged):
 def test_package_refusals(tmp_path: Path, packaged, capsys):
     out, _, _ = packaged
     ckpt, _ = stand_in(tmp_path, 'again', 3)
+    shipped = Path(WEIGHTS_DIR) / 'manifest.json'
+    before = shipped.read_bytes() if shipped.exists() else None
     cases = [
         (['--phase2', str(ckpt), '--out', str(out), '--label', LABEL], 'exists; pass --force'),
         (['--phase2', str(ckpt), '--out', WEIGHTS_DIR, '--label', LABEL], 'never goes into'),
@@ -134,7 +155,7 @@ def test_package_refusals(tmp_path: Path, packaged, capsys):
         assert recipe().main(['package', *args]) == 1
         stderr = capsys.readouterr().err
         assert message in stderr and len(stderr.strip().splitlines()) == 1 and stderr.startswith('error: '), stderr
-    assert not (Path(WEIGHTS_DIR) / 'manifest.json').exists()
+    assert (shipped.read_bytes() if shipped.exists() else None) == before  # the shipped weights are untouched
     forced = run([str(SCRIPT), 'package', *cases[0][0], '--force'], cwd=tmp_path)  # as a user runs it
     assert forced.returncode == 0, forced.stderr
     assert set(json.loads((out / 'manifest.json').read_text())['models']) == {'srgan_mse_x4'}
