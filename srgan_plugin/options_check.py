@@ -229,6 +229,8 @@ TYPED_OPTIONS = (  # the plugin's typed options: (section or None for the top le
     (None, 'sync_bn', 'bool', 'true or false'),
     ('train', 'channels_last', 'bool', 'true or false'),
     ('train', 'ema_warmup', 'bool', 'true, false, or ~ (warm up only when training from random weights)'),
+    ('train', 'bn_freeze_iter', 'count', 'the iteration (1 or more) from which the BatchNorm layers of the '
+     'generator train with frozen running statistics, or ~ for never'),
     (None, 'cudnn_benchmark', 'bool', 'true or false'),
 )
 

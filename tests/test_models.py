@@ -207,6 +207,26 @@ def test_ema_averages_batchnorm_buffers(phase: int):
     assert not torch.equal(ema[weight], ema_before[weight]) and not torch.equal(ema[weight], live[weight])
 
 
+@pytest.mark.parametrize('phase', [1, 2])
+def test_bn_freeze_iter_trains_the_generator_with_frozen_running_statistics(phase: int):
+    """Before train.bn_freeze_iter the running statistics move with every step; from it on they stay, the generator's
+    BatchNorm layers use them in training (eval mode) even after validation's net_g.train(), and the weights still
+    learn. The discriminator's BatchNorm is not affected."""
+    model = build_model(model_options(phase, bn_freeze_iter=3))
+    stats = 'bn_body.running_mean'
+    for it in (1, 2, 3, 4):
+        before = snapshot(model.net_g)
+        model.net_g.train()  # what validation leaves behind
+        feed(model, seed=it)
+        model.optimize_parameters(it)
+        frozen = it >= 3
+        assert torch.equal(model.net_g.state_dict()[stats], before[stats]) == frozen, it
+        assert not torch.equal(model.net_g.state_dict()['bn_body.weight'], before['bn_body.weight'])
+        assert all(not m.training for m in model.net_g.modules() if isinstance(m, torch.nn.BatchNorm2d)) == frozen
+    if phase == 2:
+        assert all(m.training for m in model.net_d.modules() if isinstance(m, torch.nn.BatchNorm2d))
+
+
 @pytest.mark.parametrize('step, expected', [(None, 0.999), (0, 0.1), (1, 2 / 11), (90, 0.91), (8990, 0.999),
                                             (10**6, 0.999)])
 def test_ema_decay_warms_up_to_the_option(step, expected):

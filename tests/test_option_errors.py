@@ -229,6 +229,8 @@ CASES = (
     Case('lr_as_text', 'phase1', setitem('train.optim_g.lr', '1e-4'), 'train.optim_g.lr',
          ("'1e-4' is text, not a number", 'write 1.0e-4 or !!float 1e-4')),
     Case('val_freq_zero', 'phase1', setitem('val.val_freq', 0), 'val.val_freq', ('0 is not valid', )),
+    Case('bn_freeze_iter_zero', 'phase2', setitem('train.bn_freeze_iter', 0), 'train.bn_freeze_iter',
+         ('0 is not valid', 'or ~ for never')),
     Case('print_freq_negative', 'phase1', setitem('logger.print_freq', -1), 'logger.print_freq', ('-1 is not valid', )),
     Case('checkpoint_freq_zero', 'phase1', setitem('logger.save_checkpoint_freq', 0), 'logger.save_checkpoint_freq',
          ('0 is not valid', )),

@@ -1,5 +1,5 @@
 """What both plugin models share: the speed options, fault-tolerant checkpoints, distributed training, guarded steps,
-the BatchNorm-aware EMA, and the content loss (with the optional total-variation term)."""
+the BatchNorm-aware EMA, BatchNorm freezing, and the content loss (with the optional total-variation term)."""
 from __future__ import annotations
 
 from typing import Optional, cast
@@ -20,7 +20,8 @@ class PluginModelMixin(PerformanceMixin, NonFiniteGuardMixin, DistributedMixin, 
     """Put first in the bases of a BasicSR ``SRModel`` subclass.
 
     Adds the option ``train.tv_opt`` (e.g. ``TVLoss``): a total-variation term on the generator's output (no ground
-    truth), built as ``cri_tv`` next to BasicSR's ``cri_pix`` and added by ``content_loss``.
+    truth), built as ``cri_tv`` next to BasicSR's ``cri_pix`` and added by ``content_loss``; and the option
+    ``train.bn_freeze_iter`` (see :meth:`freeze_generator_bn`).
     """
 
     cri_tv: Optional[nn.Module]
@@ -29,6 +30,18 @@ class PluginModelMixin(PerformanceMixin, NonFiniteGuardMixin, DistributedMixin, 
         super().init_training_settings()
         tv_opt = self.opt['train'].get('tv_opt')
         self.cri_tv = build_loss(tv_opt).to(self.device) if tv_opt else None
+
+    def freeze_generator_bn(self, current_iter: int) -> None:
+        """``train.bn_freeze_iter`` (default ~, never): from that iteration on, the generator's BatchNorm layers train
+        with their running statistics, frozen, instead of the batch's (Wu and Johnson, "Rethinking 'Batch' in
+        BatchNorm", 2021, section 4: "FrozenBN" for the last part of training). The generator is then trained as it is
+        evaluated, with no train/test inconsistency. Called at the start of every training step, because validation
+        puts the whole network back into train mode."""
+        start = self.opt['train'].get('bn_freeze_iter')
+        if start is not None and current_iter >= start:
+            for module in self.net_g.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
 
     def content_loss(self, output: Tensor, gt: Tensor, log: LossLog, prefix: str) -> Tensor:
         """Pixel (``train.pixel_opt``) + VGG (``train.perceptual_opt``) + total-variation (``train.tv_opt``, on

@@ -41,9 +41,11 @@ class SRGANPluginModel(PluginModelMixin, SRGANModel):
     Options (``train``): ``pixel_opt`` (SRGAN-MSE: ``MSELoss``), ``perceptual_opt`` (SRGAN-VGG22/54:
     ``VGGContentLoss``), ``gan_opt`` (the paper: ``GANLoss``, ``gan_type: vanilla``, ``loss_weight: !!float 1e-3``),
     ``gp_opt``, ``tv_opt``, ``optim_g``, ``optim_d``, ``scheduler``, ``net_d_iters`` (1), ``net_d_init_iters`` (0),
-    ``ema_decay``, ``ema_warmup`` (~: only when ``path.pretrain_network_g`` is ~), ``max_nonfinite_steps`` (10); top level: ``sync_bn`` (false). Log keys: ``l_g_pix``,
-    ``l_g_percep``, ``l_g_gan``, ``l_d_real``, ``l_d_fake``, ``out_d_real``, ``out_d_fake`` (and ``l_d_gp``,
-    ``l_g_tv``), as BasicSR's. At iterations 1, 10 and 100 one log line gives the weighted content terms against the
+    ``ema_decay``, ``ema_warmup`` (~: only when ``path.pretrain_network_g`` is ~), ``bn_freeze_iter`` (~: the
+    iteration from which the generator's BatchNorm layers use their running statistics, see
+    ``PluginModelMixin.freeze_generator_bn``), ``max_nonfinite_steps`` (10); top level: ``sync_bn`` (false). Log
+    keys: ``l_g_pix``, ``l_g_percep``, ``l_g_gan``, ``l_d_real``, ``l_d_fake``, ``out_d_real``, ``out_d_fake`` (and
+    ``l_d_gp``, ``l_g_tv``), as BasicSR's. At iterations 1, 10 and 100 one log line gives the weighted content terms against the
     adversarial term and their ratio, so that the balance of the losses is visible before a long run.
     """
 
@@ -82,6 +84,7 @@ class SRGANPluginModel(PluginModelMixin, SRGANModel):
         spectral-norm estimates (and the gradients) differ slightly from BasicSR's order. With ``train.compile`` the
         pass runs twice, as in BasicSR: a compiled backward cannot keep its graph for a second backward (donated
         buffers)."""
+        self.freeze_generator_bn(current_iter)
         snapshot_g, snapshot_d = BufferSnapshot(self.net_g), BufferSnapshot(self.net_d)
         g_turn = current_iter % self.net_d_iters == 0 and current_iter > self.net_d_init_iters
         shared = g_turn and not self.compiled
