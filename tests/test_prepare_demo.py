@@ -15,7 +15,7 @@ from basicsr.data.paired_image_dataset import PairedImageDataset
 from basicsr.utils.matlab_functions import imresize
 
 from launcher import python
-from srgan_plugin.prepare import demo
+from srgan_plugin.prepare import demo, pipeline
 from srgan_plugin.prepare.cli import main
 from srgan_plugin.prepare.imgops import extract_subimages, subimage_starts
 from srgan_plugin.prepare.lmdb_io import LmdbWriter, check_lmdb, lmdb_keys, read_lmdb_image, read_meta_info
@@ -184,7 +184,7 @@ def test_stale_staging_folder_does_not_count(demo_root: str, tmp_path, capsys: p
     open(osp.join(stale, PARTIAL_MARKER), 'w').close()
     assert demo.check_demo(out, SCALE) is not None
     summary = demo.prepare_demo(out, SCALE)
-    assert not summary.skipped and demo.check_demo(out, SCALE) is None
+    assert not summary.reused and demo.check_demo(out, SCALE) is None
     assert not osp.exists(stale) and not osp.exists(osp.join(out, PARTIAL_MARKER))
     assert 'left over by an interrupted run' in capsys.readouterr().out
 
@@ -208,7 +208,7 @@ def test_interrupted_build_leaves_nothing(tmp_path, monkeypatch: pytest.MonkeyPa
             raise RuntimeError('interrupted')
         return hr[::scale, ::scale]
 
-    monkeypatch.setattr(demo, 'bicubic_downscale', downscale_then_fail)
+    monkeypatch.setattr(pipeline, 'bicubic_downscale', downscale_then_fail)
     with pytest.raises(RuntimeError, match='interrupted'):
         demo.prepare_demo(str(tmp_path / 'demo'), SCALE)
     assert os.listdir(tmp_path) == []

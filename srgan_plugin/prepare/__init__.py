@@ -12,8 +12,8 @@ Reusable pieces for further recipes:
     :mod:`~srgan_plugin.prepare.imgops`    MATLAB-bicubic resize, mod-crop, sub-image boxes (BasicSR's rules), the
                                            input image policy (8-bit BGR)
     :mod:`~srgan_plugin.prepare.keys`      image names -> keys BasicSR's meta_info parsing keeps intact; keys.tsv
-    :mod:`~srgan_plugin.prepare.pipeline`  the parallel image -> sub-image pairs pipeline, single-writer sinks
-    :mod:`~srgan_plugin.prepare.build`     the shared command flow: path checks, reuse or refuse, staged build
+    :mod:`~srgan_plugin.prepare.pipeline`  the parallel image -> sub-image pairs pipeline, the single-writer writers
+    :mod:`~srgan_plugin.prepare.build`     the flow of every command: plan, path checks, reuse or refuse, staged build
     :mod:`~srgan_plugin.prepare.staging`   build in a staging folder, move into place when finished; manifests
     :mod:`~srgan_plugin.prepare.cli`       the argparse CLI; one ``add_parser(subparsers)`` per command module
 """

@@ -25,11 +25,13 @@ from os import path as osp
 from typing import Sequence
 
 from srgan_plugin.base.errors import PrepareError
-from srgan_plugin.prepare.build import command_parser, list_images, run_plan
-from srgan_plugin.prepare.folder import add_subimage_arguments, lmdb_layout, subimage_plan
+from srgan_plugin.prepare.build import (add_common_arguments, command_parser, crop_spec, dataset_plan, list_images,
+                                        lmdb_layout, run_plan)
+from srgan_plugin.prepare.folder import COMPRESS_LEVEL
+from srgan_plugin.prepare.pipeline import CropSpec
 
 DEFAULT_OUT = osp.join('datasets', 'DIV2K')
-CROP_SIZE, STEP, THRESH_SIZE = 480, 240, 0  # BasicSR's extract_subimages.py for DIV2K HR
+CROP = CropSpec(crop_size=480, step=240, thresh_size=0)  # BasicSR's extract_subimages.py for DIV2K HR
 DIV2K_TRAIN_SUBIMAGES = 32592  # what those settings give for DIV2K_train_HR (800 images)
 HELP = 'DIV2K -> 480 px sub-images -> the BasicSR LMDBs the x4 option files read'
 DESCRIPTION = ('Cut DIV2K_train_HR into sub-images as BasicSR does (480 px, step 240: 32,592 for the 800 training '
@@ -78,18 +80,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     """Register the ``div2k`` subcommand."""
     parser = command_parser(subparsers, 'div2k', HELP, DESCRIPTION, run)
     parser.add_argument('--lr', metavar='DIR', help=LR_HELP)
-    return add_subimage_arguments(
-        parser, (CROP_SIZE, STEP, THRESH_SIZE),
+    return add_common_arguments(
+        parser,
+        COMPRESS_LEVEL,
         'DIV2K_train_HR (or any HR folder)',
         'output folder (default: %(default)s; may exist)',
-        out_default=DEFAULT_OUT)
+        out_default=DEFAULT_OUT,
+        crop=CROP)
 
 
 def run(args: argparse.Namespace) -> None:
     """Entry point of the ``div2k`` subcommand."""
+    crop = crop_spec(args)
     hr_files = list_images(args.hr)
     lr_files = None
     if args.lr:
         args.lr = lr_folder(args.lr, args.scale)
         lr_files = match_lr_files(hr_files, args.lr, args.scale)
-    run_plan(subimage_plan('div2k', args, hr_files, lmdb_layout('DIV2K_train', args.scale), lr_files), args)
+    run_plan(dataset_plan('div2k', args, hr_files, lmdb_layout('DIV2K_train', args.scale), crop, lr_files), args)

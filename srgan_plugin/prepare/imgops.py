@@ -6,8 +6,8 @@
 * Sub-image cropping with crop size / step / threshold, as BasicSR's ``scripts/data_preparation/extract_subimages.py``
   (positions ``0, step, 2 * step, ...`` plus one last crop flush with the border when more than ``thresh_size``
   pixels would be left over; the n-th crop of an image, row-major and counted from 1, is named ``{name}_s{n:03d}``).
-  :func:`subimage_boxes` also keeps images smaller than the crop (BasicSR's script drops them): along an axis shorter
-  than the crop, the sub-image spans the whole axis.
+  :func:`subimage_boxes` is the one place the crops are computed; unlike BasicSR's script it keeps images smaller
+  than the crop: along an axis shorter than the crop, the sub-image spans the whole axis.
 * Reading any input image into the one form everything here works on (:func:`read_image`, policy in
   :func:`to_bgr_uint8`): 8-bit, 3 channels, BGR.
 
@@ -29,8 +29,7 @@ from srgan_plugin.base.images import decode_unchanged
 
 __all__ = [
     'mod_crop', 'torch_threads', 'imresize_uint8', 'bicubic_downscale', 'center_crop', 'subimage_starts',
-    'subimage_positions', 'extract_subimages', 'subimage_key', 'subimage_boxes', 'count_subimages', 'BadImage',
-    'to_bgr_uint8', 'read_image'
+    'subimage_key', 'subimage_boxes', 'count_subimages', 'extract_subimages', 'BadImage', 'to_bgr_uint8', 'read_image'
 ]
 
 
@@ -128,49 +127,9 @@ def subimage_starts(length: int, crop_size: int, step: int, thresh_size: int = 0
     return starts
 
 
-def subimage_positions(h: int, w: int, crop_size: int, step: int, thresh_size: int = 0) -> list[tuple[int, int]]:
-    """Top-left corners ``(y, x)`` of all crops of an ``h x w`` image, row-major (BasicSR's order).
-
-    Args:
-        h (int): Image height.
-        w (int): Image width.
-        crop_size (int): Side of the square crops.
-        step (int): Distance between consecutive crops.
-        thresh_size (int): See :func:`subimage_starts`. Default: 0.
-
-    Returns:
-        list[tuple[int, int]]: The corners; crop ``n`` (counted from 1) is ``positions[n - 1]``.
-    """
-    ys = subimage_starts(h, crop_size, step, thresh_size)
-    xs = subimage_starts(w, crop_size, step, thresh_size)
-    return [(y, x) for y in ys for x in xs]
-
-
 def subimage_key(name: str, index: int) -> str:
     """The key / file stem BasicSR gives crop ``index`` (from 1) of image ``name``: ``{name}_s{index:03d}``."""
     return f'{name}_s{index:03d}'
-
-
-def extract_subimages(img: np.ndarray,
-                      name: str,
-                      crop_size: int,
-                      step: int,
-                      thresh_size: int = 0) -> Iterator[tuple[str, np.ndarray]]:
-    """Crop an image into overlapping square sub-images, like BasicSR's ``extract_subimages.py``.
-
-    Args:
-        img (np.ndarray): HxWxC or HxW image.
-        name (str): Image name; the sub-images are keyed ``{name}_s001``, ``{name}_s002``, ...
-        crop_size (int): Side of the square crops.
-        step (int): Distance between consecutive crops.
-        thresh_size (int): See :func:`subimage_starts`. Default: 0.
-
-    Yields:
-        tuple[str, np.ndarray]: ``(key, contiguous crop)`` in BasicSR's order.
-    """
-    h, w = img.shape[:2]
-    for index, (y, x) in enumerate(subimage_positions(h, w, crop_size, step, thresh_size), start=1):
-        yield subimage_key(name, index), np.ascontiguousarray(img[y:y + crop_size, x:x + crop_size, ...])
 
 
 def subimage_boxes(h: int, w: int, crop_size: int, step: int, thresh_size: int = 0) -> list[tuple[int, int, int, int]]:
@@ -178,8 +137,14 @@ def subimage_boxes(h: int, w: int, crop_size: int, step: int, thresh_size: int =
 
     Along an axis at least ``crop_size`` long, the starts are :func:`subimage_starts`'s (BasicSR's) and the extent is
     ``crop_size``; along a shorter axis there is one sub-image spanning the whole axis. So an image smaller than the
-    crop is kept whole, and one that is narrower than the crop but tall gives full-width strips. Arguments as for
-    :func:`subimage_positions` (``thresh_size`` default 0).
+    crop is kept whole, and one that is narrower than the crop but tall gives full-width strips.
+
+    Args:
+        h (int): Image height.
+        w (int): Image width.
+        crop_size (int): Side of the square crops.
+        step (int): Distance between consecutive crops.
+        thresh_size (int): See :func:`subimage_starts`. Default: 0.
 
     Returns:
         list[tuple[int, int, int, int]]: The boxes; sub-image ``n`` (counted from 1) is ``boxes[n - 1]``.
@@ -197,6 +162,27 @@ def count_subimages(h: int, w: int, crop_size: int, step: int, thresh_size: int 
     """Number of sub-images :func:`subimage_boxes` gives for an ``h x w`` image (e.g. 40 for DIV2K's 0001,
     2040x1356, with 480 / 240 / 0)."""
     return len(subimage_boxes(h, w, crop_size, step, thresh_size))
+
+
+def extract_subimages(img: np.ndarray,
+                      name: str,
+                      crop_size: int,
+                      step: int,
+                      thresh_size: int = 0) -> Iterator[tuple[str, np.ndarray]]:
+    """Cut an image into its sub-images (:func:`subimage_boxes`), keyed as BasicSR's ``extract_subimages.py`` does.
+
+    Args:
+        img (np.ndarray): HxWxC or HxW image.
+        name (str): Image name; the sub-images are keyed ``{name}_s001``, ``{name}_s002``, ...
+        crop_size (int): Side of the square crops.
+        step (int): Distance between consecutive crops.
+        thresh_size (int): See :func:`subimage_starts`. Default: 0.
+
+    Yields:
+        tuple[str, np.ndarray]: ``(key, contiguous crop)`` in BasicSR's order.
+    """
+    for index, (y, x, h, w) in enumerate(subimage_boxes(*img.shape[:2], crop_size, step, thresh_size), start=1):
+        yield subimage_key(name, index), np.ascontiguousarray(img[y:y + h, x:x + w, ...])
 
 
 def to_bgr_uint8(img: np.ndarray) -> tuple[np.ndarray, list[str]]:

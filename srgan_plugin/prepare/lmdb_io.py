@@ -19,7 +19,7 @@ import dataclasses
 import os
 import re
 from os import path as osp
-from typing import Iterable, Iterator, NamedTuple, Optional
+from typing import Iterator, NamedTuple, Optional
 
 import cv2
 import lmdb
@@ -168,23 +168,6 @@ class LmdbWriter:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self.close(write_meta=exc_type is None)
-
-
-def write_lmdb(lmdb_path: str, items: Iterable[tuple[str, np.ndarray]], compress_level: int = 1) -> int:
-    """Write ``(key, uint8 BGR image)`` pairs into a new BasicSR-format LMDB with its ``meta_info.txt``.
-
-    Args:
-        lmdb_path (str): Folder to create; must end with ``.lmdb`` and must not exist yet.
-        items (Iterable[tuple[str, np.ndarray]]): Keys (image names without extension) and images.
-        compress_level (int): PNG compression level. Default: 1.
-
-    Returns:
-        int: Number of images written.
-    """
-    with LmdbWriter(lmdb_path, compress_level=compress_level) as writer:
-        for key, img in items:
-            writer.put(key, img)
-    return len(writer)
 
 
 def _open_readonly(lmdb_path: str) -> lmdb.Environment:

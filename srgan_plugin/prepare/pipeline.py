@@ -1,12 +1,13 @@
 """The parallel part of dataset preparation: one task per input image, workers crop / downscale / encode, the parent
-process alone writes (LMDB is single-writer).
+process alone writes (LMDB is single-writer; :func:`pair_writers`).
 
-Each worker reads one image (:func:`srgan_plugin.prepare.imgops.read_image`), mod-crops it to the scale, cuts its
-sub-images (or keeps it whole), makes each LR counterpart -- MATLAB-style bicubic of the HR sub-image, or the crop at
-the matching coordinates of a given LR file (HR box ``(y, x, h, w)`` <-> LR box ``(y, x, h, w) / scale``) -- and
-returns them PNG-encoded. Workers are started by a ``forkserver`` that has imported this module once (``spawn``
-where there is none; never a plain ``fork`` of the parent, which may hold threads and an open LMDB), and run torch
-with one thread each: ``imresize`` is many tiny torch operations, which intra-op threads only slow down.
+Each worker reads one image (:func:`srgan_plugin.prepare.imgops.read_image`, or the job's own reader), mod-crops it
+to the scale, cuts its sub-images (:func:`srgan_plugin.prepare.imgops.subimage_boxes`, or keeps it whole), makes each
+LR counterpart -- MATLAB-style bicubic of the HR sub-image, or the crop at the matching coordinates of a given LR file
+(HR box ``(y, x, h, w)`` <-> LR box ``(y, x, h, w) / scale``) -- and returns them PNG-encoded. Workers are started
+by a ``forkserver`` that has imported this module once (``spawn`` where there is none; never a plain ``fork`` of the
+parent, which may hold threads and an open LMDB), and run torch with one thread each: ``imresize`` is many tiny torch
+operations, which intra-op threads only slow down.
 
 Memory stays bounded: at most ``2 * workers`` images are in flight (submitted and not yet written), results are
 written in input order as they come, and nothing else of the dataset is kept.
@@ -24,7 +25,7 @@ import signal
 import threading
 import time
 from os import path as osp
-from typing import Callable, Iterable, Iterator, Optional, Sequence
+from typing import Callable, Iterable, Iterator, NamedTuple, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -52,9 +53,8 @@ def default_workers() -> int:
     return max(1, min(4, usable_cores()))
 
 
-@dataclasses.dataclass(frozen=True)
-class CropSpec:
-    """Sub-image cropping (BasicSR's ``extract_subimages.py`` parameters).
+class CropSpec(NamedTuple):
+    """Sub-image cropping: the arguments of :func:`srgan_plugin.prepare.imgops.subimage_boxes` after the size.
 
     Attributes:
         crop_size (int): Side of the square HR sub-images (smaller images are kept whole).
@@ -72,13 +72,16 @@ class Job:
     """One input image and what to make of it (picklable: it is sent to a worker process).
 
     Attributes:
-        path (str): The HR image file.
+        path (str): The HR image file (what ``read`` reads).
         key (str): Its key / output name; sub-images are ``{key}_s001``, ``{key}_s002``, ...
         scale (int): SR scale.
         compress_level (int): PNG compression level of the outputs.
         min_size (int): Images whose mod-cropped height or width is smaller are refused.
         crop (CropSpec | None): Sub-image cropping; None keeps the (mod-cropped) image whole, named ``key``.
         lr_path (str | None): LR image to cut at the matching coordinates; None makes the LR with MATLAB-style bicubic.
+        part (str): The part of the dataset its pairs go to (:func:`entry`); '' for a dataset of one part.
+        read (Callable[[str], tuple[np.ndarray, list[str]]]): Reads ``path`` as an 8-bit BGR image and says what was
+            converted; a module-level function. Default: :func:`srgan_plugin.prepare.imgops.read_image`.
     """
     path: str
     key: str
@@ -87,6 +90,8 @@ class Job:
     min_size: int
     crop: Optional[CropSpec] = None
     lr_path: Optional[str] = None
+    part: str = ''
+    read: Callable[[str], tuple[np.ndarray, list[str]]] = read_image
 
 
 @dataclasses.dataclass
@@ -122,18 +127,17 @@ def _official_lr(job: Job, hr_size: tuple[int, int], original: tuple[int, int]) 
 def _pairs(job: Job, hr: np.ndarray,
            lr: Optional[np.ndarray]) -> Iterator[tuple[str, np.ndarray, Optional[np.ndarray]]]:
     """``(key, HR crop, LR crop or None)`` for every sub-image of a mod-cropped image (LR None: make it)."""
-    h, w = hr.shape[:2]
     if job.crop is None:
         yield job.key, hr, lr
         return
-    spec, s = job.crop, job.scale
-    for index, (y, x, bh, bw) in enumerate(subimage_boxes(h, w, spec.crop_size, spec.step, spec.thresh_size), 1):
-        lr_crop = None if lr is None else lr[y // s:(y + bh) // s, x // s:(x + bw) // s]
-        yield subimage_key(job.key, index), hr[y:y + bh, x:x + bw], lr_crop
+    s = job.scale
+    for index, (y, x, h, w) in enumerate(subimage_boxes(*hr.shape[:2], *job.crop), start=1):
+        lr_crop = None if lr is None else lr[y // s:(y + h) // s, x // s:(x + w) // s]
+        yield subimage_key(job.key, index), hr[y:y + h, x:x + w], lr_crop
 
 
 def _process(job: Job) -> ImageResult:
-    img, notes = read_image(job.path)
+    img, notes = job.read(job.path)
     hr = mod_crop(img, job.scale)
     limit = max(2 * job.scale, job.min_size)
     if min(hr.shape[:2]) < limit:
@@ -258,6 +262,7 @@ class PipelineReport:
         skipped (list[tuple[str, str]]): ``(file, reason)`` of the refused files.
         converted (dict[str, list[str]]): Files per conversion applied (``'grayscale'``, ``'alpha'``, ``'16-bit'``).
         smallest (tuple[str, int, int] | None): ``(key, h, w)`` of the HR image / sub-image with the shortest side.
+        parts (dict[str, int]): Pairs written per part of the dataset.
         seconds (float): Wall time.
         workers (int): Processes used.
     """
@@ -266,13 +271,15 @@ class PipelineReport:
     skipped: list[tuple[str, str]] = dataclasses.field(default_factory=list)
     converted: dict[str, list[str]] = dataclasses.field(default_factory=dict)
     smallest: Optional[tuple[str, int, int]] = None
+    parts: dict[str, int] = dataclasses.field(default_factory=dict)
     seconds: float = 0.
     workers: int = 1
 
-    def add(self, result: ImageResult) -> None:
-        """Count a worker's result (the caller has stored its pairs)."""
+    def add(self, result: ImageResult, part: str = '') -> None:
+        """Count a worker's result for ``part`` (the caller has stored its pairs)."""
         self.images += 1
         self.pairs += len(result.pairs)
+        self.parts[part] = self.parts.get(part, 0) + len(result.pairs)
         for note in result.notes:
             self.converted.setdefault(note, []).append(result.path)
         for pair in result.pairs:
@@ -281,7 +288,7 @@ class PipelineReport:
 
 
 def run_pipeline(jobs: Sequence[Job],
-                 put: Callable[[Pair], None],
+                 put: Callable[[str, Pair], None],
                  workers: int,
                  stop_on_bad: bool = False,
                  desc: str = 'images') -> PipelineReport:
@@ -289,7 +296,8 @@ def run_pipeline(jobs: Sequence[Job],
 
     Args:
         jobs (Sequence[Job]): The images.
-        put (Callable[[Pair], None]): Stores one pair (called in this process only).
+        put (Callable[[str, Pair], None]): Stores one pair in its job's part (called in this process only), e.g. the
+            function :func:`pair_writers` yields.
         workers (int): Worker processes (1: none, all in this process).
         stop_on_bad (bool): Raise at the first refused file instead of listing it and going on. Default: False.
         desc (str): Progress bar label. Default: 'images'.
@@ -306,7 +314,7 @@ def run_pipeline(jobs: Sequence[Job],
     results = imap_bounded(process_image, jobs, workers)
     # closing: on an error the workers are stopped here and now, not by the garbage collector at interpreter exit
     with contextlib.closing(results), tqdm(total=len(jobs), unit='img', desc=desc, disable=None) as pbar:
-        for result in results:
+        for job, result in zip(jobs, results):
             if result.error is not None:
                 if stop_on_bad:
                     raise PrepareError(f'{result.path}: {result.error}; fix or remove it in a copy of the input '
@@ -314,68 +322,61 @@ def run_pipeline(jobs: Sequence[Job],
                 report.skipped.append((result.path, result.error))
             else:
                 for pair in result.pairs:
-                    put(pair)
-                report.add(result)
+                    put(job.part, pair)
+                report.add(result, job.part)
             pbar.update(1)
             pbar.set_postfix(pairs=report.pairs, skipped=len(report.skipped), refresh=False)
     report.seconds = time.perf_counter() - start
     return report
 
 
-class LmdbPairSink:
-    """Stores pairs into a new HR LMDB and a new LR LMDB with the same keys (context manager; ``put`` is the sink).
+def entry(part: str, side: str) -> str:
+    """The layout name of one side (``hr`` or ``lr``) of a dataset's part: ``hr``, or ``train_hr`` for ``train``."""
+    return f'{part}_{side}' if part else side
+
+
+class PngFolderWriter:
+    """Writes images as ``{key}.png`` files into a new folder, as :class:`LmdbWriter` stores them in an LMDB.
 
     Args:
-        hr_path (str): The HR ``.lmdb`` folder to create.
-        lr_path (str): The LR ``.lmdb`` folder to create.
+        folder (str): The folder to create.
+    """
+
+    def __init__(self, folder: str) -> None:
+        os.makedirs(folder)
+        self.folder = folder
+
+    def put_bytes(self, key: str, img_bytes: bytes, shape: tuple[int, int, int]) -> None:
+        """Write already PNG-encoded bytes as ``{key}.png`` (``shape`` is not needed in a folder)."""
+        with open(osp.join(self.folder, f'{key}.png'), 'wb') as f:
+            f.write(img_bytes)
+
+
+@contextlib.contextmanager
+def pair_writers(root: str, layout: dict[str, str], compress_level: int) -> Iterator[Callable[[str, Pair], None]]:
+    """Context manager: create the HR and LR side of every part of ``layout`` and yield ``put(part, pair)``.
+
+    A side whose path ends with ``.lmdb`` becomes a BasicSR LMDB (its meta_info.txt is written when the block ends
+    without error), any other a folder of PNG files. An HR and an LR side of a part hold the same keys.
+
+    Args:
+        root (str): The folder the layout's paths are relative to.
+        layout (dict[str, str]): ``hr`` and ``lr`` (:func:`entry` names for several parts), other entries ignored.
         compress_level (int): The PNG compression level the pairs were encoded with (recorded in meta_info.txt).
-        batch (int): Pairs per LMDB transaction. Default: 64.
+
+    Yields:
+        Callable[[str, Pair], None]: Stores one pair in a part (called in this process only).
     """
+    with contextlib.ExitStack() as stack:
+        writers = {}
+        for name, rel in layout.items():
+            path = osp.join(root, rel)
+            if name.endswith(('hr', 'lr')):
+                writers[name] = stack.enter_context(LmdbWriter(path, compress_level, batch=64)) \
+                    if path.endswith('.lmdb') else PngFolderWriter(path)
 
-    def __init__(self, hr_path: str, lr_path: str, compress_level: int, batch: int = 64) -> None:
-        self.hr_db = LmdbWriter(hr_path, compress_level, batch=batch)
-        try:
-            self.lr_db = LmdbWriter(lr_path, compress_level, batch=batch)
-        except BaseException:
-            self.hr_db.close(write_meta=False)
-            raise
+        def put(part: str, pair: Pair) -> None:
+            writers[entry(part, 'hr')].put_bytes(pair.key, pair.hr, pair.hr_shape)
+            writers[entry(part, 'lr')].put_bytes(pair.key, pair.lr, pair.lr_shape)
 
-    def put(self, pair: Pair) -> None:
-        """Store one pair."""
-        self.hr_db.put_bytes(pair.key, pair.hr, pair.hr_shape)
-        self.lr_db.put_bytes(pair.key, pair.lr, pair.lr_shape)
-
-    def __enter__(self) -> LmdbPairSink:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        try:
-            self.hr_db.__exit__(exc_type, exc, tb)
-        finally:
-            self.lr_db.__exit__(exc_type, exc, tb)
-
-
-class PngPairSink:
-    """Stores pairs as ``{key}.png`` files in an HR and an LR folder (created here).
-
-    Args:
-        hr_dir (str): HR folder.
-        lr_dir (str): LR folder.
-    """
-
-    def __init__(self, hr_dir: str, lr_dir: str) -> None:
-        self.hr_dir, self.lr_dir = hr_dir, lr_dir
-        os.makedirs(hr_dir)
-        os.makedirs(lr_dir)
-
-    def put(self, pair: Pair) -> None:
-        """Write one pair."""
-        for folder, data in ((self.hr_dir, pair.hr), (self.lr_dir, pair.lr)):
-            with open(osp.join(folder, f'{pair.key}.png'), 'wb') as f:
-                f.write(data)
-
-    def __enter__(self) -> PngPairSink:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        pass
+        yield put

@@ -1,17 +1,16 @@
-"""Build an output folder under a temporary name and rename it into place only when it is finished.
+"""Build the entries of an output folder under a temporary name and move them into place only when all are finished.
 
 An interrupted run (Ctrl-C, a kill, a full disk) therefore never leaves anything at the destination that looks
 finished. The staging folder is ``<parent>/.<name>.tmp-<pid>`` next to the destination ``<parent>/<name>`` (the
 temporary name of every whole-or-nothing write, :func:`srgan_plugin.base.files.temporary_path`; same file system, so
-the final rename is atomic); it carries a marker file while it is being written, and a later run removes a leftover
+each move is an atomic rename); it carries a marker file while it is being written, and a later run removes a leftover
 staging folder only when it recognises it as one of its own. Two runs building the same destination at the same time
 are not supported.
 
 Every finished folder holds a small JSON manifest (:data:`MANIFEST`) that says what it is, so that a later run can
 tell a finished dataset from anything else at the destination and never overwrites the latter.
 
-:func:`staged_output` renames the whole staging folder into place (the destination must not exist, or be empty).
-:func:`staged_entries` is for a destination that may hold other things (e.g. ``datasets/DIV2K`` with the raw
+:func:`staged_entries` leaves whatever else the destination holds alone (e.g. ``datasets/DIV2K`` with the raw
 ``DIV2K_train_HR`` in it): it moves a fixed list of named entries out of the staging folder one by one, the manifest
 last, so the manifest only appears once everything else is in place. The list is written into the marker before the
 first move; a run killed in the middle of the moves leaves the staging folder with that list, and the next run
@@ -64,11 +63,6 @@ def write_manifest(folder: str, manifest: dict[str, Any]) -> None:
         f.write('\n')
 
 
-def is_empty_dir(path: str) -> bool:
-    """True for an existing folder with nothing in it."""
-    return osp.isdir(path) and not os.listdir(path)
-
-
 def _remove_leftovers(out: str) -> None:
     """Remove the staging folders of ``out`` left by interrupted runs; refuse anything that is not recognisably one."""
     for tmp in staging_folders(out):
@@ -99,38 +93,6 @@ def _remove(path: str) -> None:
         shutil.rmtree(path)
     elif osp.lexists(path):
         os.remove(path)
-
-
-@contextlib.contextmanager
-def staged_output(out: str) -> Iterator[str]:
-    """Context manager: yield a fresh staging folder, rename it to ``out`` when the block ends without error.
-
-    ``out`` must not exist, or be an empty folder (which is replaced). The caller writes everything, including its
-    manifest, into the yielded folder. When the block raises, the staging folder is removed and the error propagates.
-
-    Args:
-        out (str): Destination folder.
-
-    Yields:
-        str: Absolute path of the staging folder.
-    """
-    out = osp.abspath(out)
-    if osp.lexists(out) and not is_empty_dir(out):
-        raise PrepareError(f'{out} already exists; remove it or pass --out elsewhere')
-    _remove_leftovers(out)
-    tmp = staging_path(out)
-    os.makedirs(tmp)
-    marker = osp.join(tmp, PARTIAL_MARKER)
-    open(marker, 'w').close()
-    try:
-        yield tmp
-        os.remove(marker)
-        if is_empty_dir(out):
-            os.rmdir(out)
-        os.rename(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def _move_entries(tmp: str, out: str, names: Sequence[str]) -> None:

@@ -18,10 +18,7 @@ from __future__ import annotations
 
 import argparse
 
-from srgan_plugin.prepare.build import (Plan, add_common_arguments, command_parser, common_settings, list_images,
-                                        run_plan)
-from srgan_plugin.prepare.keys import assign_keys
-from srgan_plugin.prepare.pipeline import Job
+from srgan_plugin.prepare.build import add_common_arguments, command_parser, dataset_plan, list_images, run_plan
 
 COMPRESS_LEVEL = 3  # cv2's default for PNG files
 HELP = 'test set: mod-crop HR, regenerate LR with MATLAB-style bicubic, write HR/ + LR_bicubic/X{scale}/'
@@ -29,20 +26,6 @@ DESCRIPTION = ('Mod-crop the HR images of a benchmark set (Set5, Set14, BSD100, 
                'regenerate their LR with MATLAB-style bicubic and write HR/ and LR_bicubic/X{scale}/ under --out, the '
                'layout the test options read. Re-running over a finished output checks it and does nothing.')
 OUT_HELP = 'output folder (e.g. datasets/Set5; may exist)'
-
-
-def testset_layout(scale: int) -> dict[str, str]:
-    """``HR`` and ``LR_bicubic/X{scale}``, relative to the output folder."""
-    return {'hr': 'HR', 'lr': f'LR_bicubic/X{scale}'}
-
-
-def testset_plan(args: argparse.Namespace) -> Plan:
-    """The plan of a test set from the parsed arguments (``hr``, ``out`` and the common ones)."""
-    files = list_images(args.hr)
-    names = assign_keys(files, lmdb_safe=False)
-    jobs = [Job(path, name, args.scale, args.compress_level, args.min_size) for path, name in zip(files, names)]
-    settings = {**common_settings(args, files), 'lr': 'bicubic'}
-    return Plan('benchmark', args.out, testset_layout(args.scale), settings, jobs, [args.hr], lmdb=False)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -53,4 +36,5 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run(args: argparse.Namespace) -> None:
     """Entry point of the ``benchmark`` subcommand."""
-    run_plan(testset_plan(args), args)
+    layout = {'hr': 'HR', 'lr': f'LR_bicubic/X{args.scale}'}
+    run_plan(dataset_plan('benchmark', args, list_images(args.hr), layout), args)
