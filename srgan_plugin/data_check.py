@@ -13,7 +13,6 @@ first bytes of each file (nothing is decoded), checkpoints by loading them once 
 """
 from __future__ import annotations
 
-import os
 from os import path as osp
 from typing import Any, Mapping, Optional
 
@@ -22,7 +21,8 @@ import lmdb
 import torch
 
 from srgan_plugin.base.errors import DataError, InferenceError
-from srgan_plugin.prepare.lmdb_io import META_INFO, check_lmdb_structure, lmdb_keys
+from srgan_plugin.options_data import folder_files
+from srgan_plugin.prepare.lmdb_io import META_INFO, check_lmdb_structure, key_differences, lmdb_keys, read_meta_info
 
 Opt = Mapping[str, Any]
 PREPARE = 'python -m srgan_plugin.prepare'
@@ -32,12 +32,6 @@ SHOWN = 3  # file names quoted in a message
 def _examples(names: list[str]) -> str:
     more = f' and {len(names) - SHOWN} more' if len(names) > SHOWN else ''
     return ', '.join(names[:SHOWN]) + more
-
-
-def meta_info_keys(lmdb_path: str) -> list[str]:
-    """The keys BasicSR's ``paired_paths_from_lmdb`` reads from ``meta_info.txt`` (``line.split('.')[0]``)."""
-    with open(osp.join(lmdb_path, META_INFO), encoding='utf-8', errors='replace') as f:
-        return [line.split('.')[0] for line in f if line.strip()]
 
 
 def check_training_lmdb(lmdb_path: str) -> list[str]:
@@ -58,22 +52,16 @@ def check_training_lmdb(lmdb_path: str) -> list[str]:
     rebuild = f'rebuild it with {PREPARE} (README, "Data preparation")'
     try:
         check_lmdb_structure(lmdb_path)
-        listed = meta_info_keys(lmdb_path)
-        stored = set(lmdb_keys(lmdb_path))
+        listed = [entry.key for entry in read_meta_info(lmdb_path, strict=False)]
+        stored = lmdb_keys(lmdb_path)
     except (ValueError, OSError, lmdb.Error) as error:
         text = str(error)
         raise DataError(f'{text if lmdb_path in text else f"{lmdb_path}: {text}"}; {rebuild}') from None
-    missing = [key for key in listed if key not in stored]
+    missing = key_differences(listed, stored)[0]
     if missing:
         raise DataError(f'{lmdb_path}: {len(missing)} of the {len(listed)} keys in {META_INFO} are not stored in '
                         f'data.mdb (e.g. {_examples(missing)}); {rebuild}')
     return listed
-
-
-def folder_files(folder: str) -> list[str]:
-    """The names BasicSR's ``scandir(folder)`` lists: the files directly in ``folder``, hidden ones left out."""
-    with os.scandir(folder) as entries:
-        return sorted(e.name for e in entries if not e.name.startswith('.') and e.is_file())
 
 
 def _not_images(folder: str, names: list[str]) -> list[str]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import os
-import re
 from os import path as osp
 from typing import Any, Mapping, Optional, Sequence
 
@@ -21,10 +20,10 @@ from basicsr.utils.registry import ARCH_REGISTRY
 
 from srgan_plugin.base.errors import CheckpointError, InferenceError, OptionsError
 from srgan_plugin.options_schema import registered_class
+from srgan_plugin.prepare.lmdb_io import key_differences, read_meta_info
 
 Opt = Mapping[str, Any]
 SHOWN = 3  # names listed in a message before "..."
-_META_LINE = re.compile(r'^(\S+)\s+\((\d+),\s*(\d+)(?:,\s*\d+)?\)')
 
 
 def _where(path: str) -> str:
@@ -41,7 +40,8 @@ def _some(names: Sequence[str]) -> str:
 
 def folder_files(folder: str) -> list[str]:
     """The file names BasicSR's ``scandir`` lists in ``folder`` (not recursive, hidden files skipped), sorted."""
-    return sorted(entry.name for entry in os.scandir(folder) if not entry.name.startswith('.') and entry.is_file())
+    with os.scandir(folder) as entries:
+        return sorted(entry.name for entry in entries if not entry.name.startswith('.') and entry.is_file())
 
 
 def lr_name(hr_name: str, filename_tmpl: str) -> str:
@@ -62,17 +62,10 @@ def image_size(path: str) -> Optional[tuple[int, int]]:
     return height, width
 
 
-def read_meta_info(lmdb_root: str) -> dict[str, Optional[tuple[int, int]]]:
+def meta_info_sizes(lmdb_root: str) -> dict[str, Optional[tuple[int, int]]]:
     """``{key: (height, width) or None}`` from an LMDB's ``meta_info.txt``, keyed as BasicSR keys it (the name up
     to the first dot)."""
-    entries: dict[str, Optional[tuple[int, int]]] = {}
-    with open(osp.join(lmdb_root, 'meta_info.txt'), encoding='utf-8', errors='replace') as f:
-        for line in f:
-            if not line.strip():
-                continue
-            match = _META_LINE.match(line.strip())
-            entries[line.split('.')[0]] = (int(match.group(2)), int(match.group(3))) if match else None
-    return entries
+    return {entry.key: entry.shape[:2] if entry.shape else None for entry in read_meta_info(lmdb_root, strict=False)}
 
 
 def _ratio_problem(hr: tuple[int, int], lr: tuple[int, int], scale: int, training: bool) -> bool:
@@ -126,13 +119,11 @@ def check_folder_pair(where: str, hr_root: str, lr_root: str, filename_tmpl: str
         raise OptionsError(f'{where}.dataroot_gt: {_where(hr_root)} holds no images; fix the path or prepare the '
                            'data (python -m srgan_plugin.prepare).')
     wanted = {hr: lr_name(hr, filename_tmpl) for hr in hr_names}
-    present = set(lr_names)
-    missing = [name for name in wanted.values() if name not in present]
+    missing, extra = key_differences(wanted.values(), lr_names)
     if missing:
         raise OptionsError(f'{where}.dataroot_lq: {len(missing)} of the {len(hr_names)} images of dataroot_gt have no '
                            f'LR image in {_where(lr_root)} (missing: {_some(missing)}); add them or remove those HR '
                            'images, so that both folders hold the same names.')
-    extra = sorted(present - set(wanted.values()))
     if extra:
         raise OptionsError(f'{where}.dataroot_lq: {len(extra)} files of {_where(lr_root)} match no image of '
                            f'dataroot_gt ({_some(extra)}); remove them, so that both folders hold the same names.')
@@ -149,9 +140,9 @@ def check_folder_pair(where: str, hr_root: str, lr_root: str, filename_tmpl: str
 
 def check_lmdb_pair(where: str, hr_root: str, lr_root: str, scale: int, training: bool, gt_size: Any) -> None:
     """The two ``meta_info.txt`` files list the same keys, with sizes that fit ``scale`` (and ``gt_size``)."""
-    hr_meta, lr_meta = read_meta_info(hr_root), read_meta_info(lr_root)
-    if set(hr_meta) != set(lr_meta):
-        only_hr, only_lr = sorted(set(hr_meta) - set(lr_meta)), sorted(set(lr_meta) - set(hr_meta))
+    hr_meta, lr_meta = meta_info_sizes(hr_root), meta_info_sizes(lr_root)
+    only_hr, only_lr = key_differences(sorted(hr_meta), sorted(lr_meta))
+    if only_hr or only_lr:
         parts = [f'{len(only_hr)} only in dataroot_gt ({_some(only_hr)})'] if only_hr else []
         parts += [f'{len(only_lr)} only in dataroot_lq ({_some(only_lr)})'] if only_lr else []
         raise OptionsError(f'{where}.dataroot_lq: its meta_info.txt and that of dataroot_gt list different keys '

@@ -9,6 +9,7 @@ import pytest
 
 from launcher import python
 from srgan_plugin.prepare.cli import main
+from srgan_plugin.prepare.lmdb_io import MetaInfo, key_differences, read_meta_info
 from test_prepare_subimages import make_hr_folder, snapshot
 
 HR_DB, LR_DB = 'train_HR_sub.lmdb', 'train_LR_bicubic_X4_sub.lmdb'
@@ -97,6 +98,32 @@ def test_wrong_scale_and_incomplete(copy: Path, capsys: pytest.CaptureFixture) -
     (copy / HR_DB / 'meta_info.txt').unlink()
     status, out, _ = verify(capsys, copy / HR_DB, copy / LR_DB)
     assert status == 1 and 'meta_info.txt is missing' in out
+
+
+def test_read_meta_info_strict_and_as_basicsr_reads_it(tmp_path: Path) -> None:
+    """Strict: BasicSR's exact format or ValueError. Lenient (what the option and data checks read): every line, keyed
+    as ``paired_paths_from_lmdb`` keys it, with the shape and level where the line gives them."""
+    db = tmp_path / 'x.lmdb'
+    db.mkdir()
+    meta = db / 'meta_info.txt'
+    meta.write_text('a.png (8,6,3) 1\n\nb.png (4, 2)\nc.jpg\n')
+    lenient = read_meta_info(str(db), strict=False)
+    assert lenient == [MetaInfo('a', (8, 6, 3), 1), MetaInfo('b', (4, 2), None), MetaInfo('c', None, None)]
+    with pytest.raises(ValueError, match="not a BasicSR meta_info line: 'b.png \\(4, 2\\)'"):
+        read_meta_info(str(db))
+    meta.write_text('a.png (8,6,3) 1\n  b.png (4,2,1) 0\n')
+    assert read_meta_info(str(db)) == [MetaInfo('a', (8, 6, 3), 1), MetaInfo('b', (4, 2, 1), 0)]
+    assert [entry.key for entry in read_meta_info(str(db), strict=False)] == ['a', '  b']
+    meta.write_bytes(b'\xe9.png (8,6,3) 1\n')
+    assert read_meta_info(str(db), strict=False)[0].key == '\ufffd'
+    with pytest.raises(ValueError):  # UnicodeDecodeError: strict files are ASCII
+        read_meta_info(str(db))
+
+
+def test_key_differences() -> None:
+    assert key_differences(['a', 'b', 'c'], ['c', 'a']) == (['b'], [])
+    assert key_differences(['z', 'b', 'b'], ['d', 'y']) == (['z', 'b', 'b'], ['d', 'y'])  # order and repeats kept
+    assert key_differences(iter(['a']), {'a'}) == ([], [])
 
 
 @pytest.mark.slow

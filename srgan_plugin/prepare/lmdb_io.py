@@ -8,10 +8,11 @@ A BasicSR LMDB is a folder ``name.lmdb`` holding LMDB's ``data.mdb`` / ``lock.md
   ``0001_s001.png (480,480,3) 1`` (``basicsr.utils.lmdb_util.LmdbMaker``).
 
 ``basicsr.data.data_util.paired_paths_from_lmdb`` reads the keys back as ``line.split('.')[0]``, so a key must not
-contain ``.`` (nor whitespace); :class:`LmdbWriter` refuses such keys. An LQ and a GT database are a pair when their
-key sets are equal (:func:`check_lmdb_pair` also decodes every entry and checks HR = scale x LR). ``meta_info.txt``
-is written last, when the writer is closed, so a database whose writing was interrupted has none and never passes
-:func:`check_lmdb`.
+contain ``.`` (nor whitespace); :class:`LmdbWriter` refuses such keys. :func:`read_meta_info` reads ``meta_info.txt``
+for every part of the plugin: strictly (the format above) or as BasicSR does (any line). An LQ and a GT database are
+a pair when their key sets are equal (:func:`key_differences`; :func:`check_lmdb_pair` also decodes every entry and
+checks HR = scale x LR). ``meta_info.txt`` is written last, when the writer is closed, so a database whose writing
+was interrupted has none and never passes :func:`check_lmdb`.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import dataclasses
 import os
 import re
 from os import path as osp
-from typing import Iterator, NamedTuple, Optional
+from typing import Iterable, Iterator, NamedTuple, Optional
 
 import cv2
 import lmdb
@@ -30,13 +31,21 @@ from srgan_plugin.base.errors import VerifyError
 
 META_INFO = 'meta_info.txt'
 _META_LINE = re.compile(r'^(?P<key>[^\s.]+)\.png \((?P<h>\d+),(?P<w>\d+),(?P<c>\d+)\) (?P<level>\d+)$')
+_ANY_META_LINE = re.compile(r'^\S+\s+\((?P<h>\d+),\s*(?P<w>\d+)(?:,\s*(?P<c>\d+))?\)(?:\s+(?P<level>\d+))?')
 
 
 class MetaInfo(NamedTuple):
-    """One line of a BasicSR ``meta_info.txt``."""
+    """One line of a BasicSR ``meta_info.txt``.
+
+    Attributes:
+        key (str): The LMDB key.
+        shape (tuple[int, ...] | None): ``(h, w, c)``; read leniently (``strict=False``), ``(h, w)`` from a line
+            without channels and None from a line without a shape.
+        compress_level (int | None): The PNG compression level; read leniently, None from a line without one.
+    """
     key: str
-    shape: tuple[int, int, int]
-    compress_level: int
+    shape: Optional[tuple[int, ...]]
+    compress_level: Optional[int]
 
 
 def image_shape(img: np.ndarray) -> tuple[int, int, int]:
@@ -54,19 +63,71 @@ def format_meta_line(key: str, shape: tuple[int, int, int], compress_level: int)
     return f'{key}.png ({h},{w},{c}) {compress_level}'
 
 
-def parse_meta_line(line: str) -> MetaInfo:
-    """Parse one ``meta_info.txt`` line; raises ``ValueError`` when it is not in BasicSR's format."""
-    match = _META_LINE.match(line.strip())
+def parse_meta_line(line: str, strict: bool = True) -> MetaInfo:
+    """Parse one ``meta_info.txt`` line.
+
+    Args:
+        line (str): The line.
+        strict (bool): Require BasicSR's format (:func:`format_meta_line`). When False, any line is read as
+            BasicSR's ``paired_paths_from_lmdb`` reads it: the key is the text before the first dot
+            (``line.split('.')[0]``), and the shape and compression level are taken where the line gives them.
+            Default: True.
+
+    Returns:
+        MetaInfo: The entry.
+
+    Raises:
+        ValueError: With ``strict``, when the line is not in BasicSR's format.
+    """
+    text = line.strip()
+    if not strict:
+        match = _ANY_META_LINE.match(text)
+        if match is None:
+            return MetaInfo(line.split('.')[0], None, None)
+        shape = tuple(int(side) for side in match.group('h', 'w', 'c') if side is not None)
+        return MetaInfo(line.split('.')[0], shape, int(match['level']) if match['level'] else None)
+    match = _META_LINE.match(text)
     if match is None:
-        raise ValueError(f'not a BasicSR meta_info line: {line.strip()!r}')
+        raise ValueError(f'not a BasicSR meta_info line: {text!r}')
     shape = (int(match['h']), int(match['w']), int(match['c']))
     return MetaInfo(match['key'], shape, int(match['level']))
 
 
-def read_meta_info(lmdb_path: str) -> list[MetaInfo]:
-    """All entries of ``lmdb_path/meta_info.txt``, in file order (blank lines are skipped)."""
-    with open(osp.join(lmdb_path, META_INFO), encoding='ascii') as f:
-        return [parse_meta_line(line) for line in f if line.strip()]
+def read_meta_info(lmdb_path: str, strict: bool = True) -> list[MetaInfo]:
+    """All entries of ``lmdb_path/meta_info.txt``, in file order (blank lines are skipped).
+
+    Args:
+        lmdb_path (str): The ``.lmdb`` folder.
+        strict (bool): Require an ASCII file in BasicSR's format, as :class:`LmdbWriter` writes it. When False, read
+            any file as BasicSR's ``paired_paths_from_lmdb`` does (see :func:`parse_meta_line`; bytes that are not
+            UTF-8 are replaced). Default: True.
+
+    Returns:
+        list[MetaInfo]: The entries.
+
+    Raises:
+        OSError: When the file cannot be read.
+        ValueError: With ``strict``, when a line is not in BasicSR's format or the file is not ASCII.
+    """
+    encoding, errors = ('ascii', 'strict') if strict else ('utf-8', 'replace')
+    with open(osp.join(lmdb_path, META_INFO), encoding=encoding, errors=errors) as f:
+        return [parse_meta_line(line, strict) for line in f if line.strip()]
+
+
+def key_differences(first: Iterable[str], second: Iterable[str]) -> tuple[list[str], list[str]]:
+    """The keys of ``first`` that ``second`` lacks and those of ``second`` that ``first`` lacks, each in the order
+    given (repeats kept): two key sets are equal when both lists are empty.
+
+    Args:
+        first (Iterable[str]): Keys, e.g. those of the HR images.
+        second (Iterable[str]): Keys, e.g. those of the LR images.
+
+    Returns:
+        tuple[list[str], list[str]]: Only in ``first``, only in ``second``.
+    """
+    first, second = list(first), list(second)
+    in_first, in_second = set(first), set(second)
+    return [key for key in first if key not in in_second], [key for key in second if key not in in_first]
 
 
 def check_key(key: str) -> None:
@@ -267,9 +328,10 @@ def check_lmdb(lmdb_path: str) -> list[MetaInfo]:
     if len(set(meta_keys)) != len(meta_keys):
         raise ValueError(f'{lmdb_path}: {META_INFO} lists a key more than once')
     stored = lmdb_keys(lmdb_path)
-    if set(stored) != set(meta_keys):
+    only_stored, only_listed = key_differences(stored, meta_keys)
+    if only_stored or only_listed:
         raise ValueError(f'{lmdb_path}: {len(stored)} keys stored but {len(meta_keys)} listed in {META_INFO}, '
-                         f'{len(set(stored) ^ set(meta_keys))} differ')
+                         f'{len(only_stored) + len(only_listed)} differ')
     return entries
 
 
@@ -321,7 +383,7 @@ def check_images(lmdb_path: str, decode: bool = True) -> dict[str, MetaInfo]:
 
 
 def _pair_problems(hr: dict[str, MetaInfo], lr: dict[str, MetaInfo], scale: int) -> list[str]:
-    only_hr, only_lr = sorted(set(hr) - set(lr)), sorted(set(lr) - set(hr))
+    only_hr, only_lr = key_differences(sorted(hr), sorted(lr))
     if only_hr or only_lr:
         example = (only_hr or only_lr)[0]
         return [f'the key sets differ: {len(only_hr)} key(s) only in HR, {len(only_lr)} only in LR (e.g. {example})']
