@@ -34,7 +34,7 @@ class PluginModelMixin(PerformanceMixin, NonFiniteGuardMixin, DistributedMixin, 
     def freeze_generator_bn(self, current_iter: int) -> None:
         """``train.bn_freeze_iter`` (default ~, never): from that iteration on, the generator's BatchNorm layers train
         with their running statistics, frozen, instead of the batch's (Wu and Johnson, "Rethinking 'Batch' in
-        BatchNorm", 2021, section 4: "FrozenBN" for the last part of training). The generator is then trained as it is
+        BatchNorm", 2021: "FrozenBN" for the last part of training). The generator is then trained as it is
         evaluated, with no train/test inconsistency. Called at the start of every training step, because validation
         puts the whole network back into train mode."""
         start = self.opt['train'].get('bn_freeze_iter')
