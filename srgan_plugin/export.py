@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m srgan_plugin.export --model PATH --onnx OUT.onnx [--torchscript OUT.pt] [--opset N]
+    python -m srgan_plugin.export --model PATH|srresnet --onnx OUT.onnx [--torchscript OUT.pt] [--opset N]
 
 The exported graph takes ``lr``: float32 N x C x H x W, RGB in [0, 1] (BasicSR's convention), with dynamic batch,
 height and width, and returns ``sr``: N x C x (scale H) x (scale W), not clamped. BatchNorm layers are folded into
@@ -40,7 +40,8 @@ CHECK_SHAPE = (2, 3, 23, 41)
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser."""
     parser = ArgumentParser(prog=PROG, description='Export a generator checkpoint to ONNX / TorchScript.')
-    parser.add_argument('--model', required=True, help='BasicSR checkpoint (params_ema, else params)')
+    parser.add_argument(
+        '--model', required=True, help='BasicSR checkpoint (params_ema, else params) or shipped model name (srresnet)')
     parser.add_argument('--onnx', required=True, help='ONNX file to write')
     parser.add_argument('--torchscript', help='TorchScript file to write as well')
     parser.add_argument('--opset', type=int, help="ONNX opset (default: the exporter's)")
@@ -138,6 +139,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     """Run the command (``argv`` defaults to ``sys.argv[1:]``); exit statuses of :mod:`srgan_plugin.base.errors`."""
     args = build_parser().parse_args(argv)
     with command_errors(PROG, INTERRUPTED):
+        args.model = weights.resolve_model(args.model)
         _check_paths(args)
         export(args)
 

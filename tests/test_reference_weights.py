@@ -102,18 +102,40 @@ def test_manifest_without_logs_has_no_wall_time_and_names_this_machine(packaged)
 def test_scores_of_the_shipped_file_and_of_its_fp32_checkpoint(tmp_path: Path, packaged):
     out, _, _ = packaged
     checkpoint = tmp_path / 'p1' / 'models' / 'net_g_1234.pth'
-    means = {label: {'psnr_y': value} for label, value in (('bicubic', 28.4), ('net_g_1234', 30.2),
-                                                              ('srresnet_mse_x4', 30.19))}
+    means = {
+        label: {
+            'psnr_y': value
+        }
+        for label, value in (('bicubic', 28.4), ('net_g_1234', 30.2), ('srresnet_mse_x4', 30.19))
+    }
     results = {
-        'protocol': {'scale': 4},
-        'methods': {'bicubic': 'MATLAB-style bicubic', 'net_g_1234': str(checkpoint),
-                    'srresnet_mse_x4': str(out / 'srresnet_mse_x4.pth')},
-        'sets': {'Set5': {'mean': means}},
+        'protocol': {
+            'scale': 4
+        },
+        'methods': {
+            'bicubic': 'MATLAB-style bicubic',
+            'net_g_1234': str(checkpoint),
+            'srresnet_mse_x4': str(out / 'srresnet_mse_x4.pth')
+        },
+        'sets': {
+            'Set5': {
+                'mean': means
+            }
+        },
     }
     (tmp_path / 'results.json').write_text(json.dumps(results))
     scores = recipe().read_scores(str(tmp_path / 'results.json'), str(checkpoint), str(out / 'srresnet_mse_x4.pth'))
-    assert scores['Set5'] == {'model': {'psnr_y': 30.19}, 'fp32_checkpoint': {'psnr_y': 30.2},
-                              'bicubic': {'psnr_y': 28.4}}
+    assert scores['Set5'] == {
+        'model': {
+            'psnr_y': 30.19
+        },
+        'fp32_checkpoint': {
+            'psnr_y': 30.2
+        },
+        'bicubic': {
+            'psnr_y': 28.4
+        }
+    }
     only_checkpoint = recipe().read_scores(str(tmp_path / 'results.json'), str(checkpoint), 'other.pth')
     assert only_checkpoint['Set5']['model'] == {'psnr_y': 30.2}
 

@@ -45,8 +45,8 @@ class SRGANPluginModel(PluginModelMixin, SRGANModel):
     iteration from which the generator's BatchNorm layers use their running statistics, see
     ``PluginModelMixin.freeze_generator_bn``), ``max_nonfinite_steps`` (10); top level: ``sync_bn`` (false). Log
     keys: ``l_g_pix``, ``l_g_percep``, ``l_g_gan``, ``l_d_real``, ``l_d_fake``, ``out_d_real``, ``out_d_fake`` (and
-    ``l_d_gp``, ``l_g_tv``), as BasicSR's. At iterations 1, 10 and 100 one log line gives the weighted content terms against the
-    adversarial term and their ratio, so that the balance of the losses is visible before a long run.
+    ``l_d_gp``, ``l_g_tv``), as BasicSR's. At iterations 1, 10 and 100 one log line gives the weighted content terms
+    against the adversarial term and their ratio, so that the balance of the losses is visible before a long run.
     """
 
     def init_training_settings(self) -> None:

@@ -19,8 +19,9 @@ class SRResNetModel(PluginModelMixin, SRModel):
     plus ``train.ema_warmup`` (~: warm the EMA up only from random weights, see ``resolve_ema_warmup``),
     ``train.tv_opt`` (optional, e.g. ``TVLoss``: a total-variation term on the output, no ground truth),
     ``train.bn_freeze_iter`` (~: the iteration from which the generator's BatchNorm layers use their running
-    statistics while training, see ``PluginModelMixin.freeze_generator_bn``), ``train.max_nonfinite_steps`` (10), the speed options ``train.amp`` / ``channels_last`` / ``compile`` (see
-    ``PerformanceMixin``) and the top-level ``sync_bn`` (false). Log keys: ``l_pix`` (and ``l_percep``, ``l_tv``).
+    statistics while training, see ``PluginModelMixin.freeze_generator_bn``), ``train.max_nonfinite_steps`` (10),
+    the speed options ``train.amp`` / ``channels_last`` / ``compile`` (see ``PerformanceMixin``) and the top-level
+    ``sync_bn`` (false). Log keys: ``l_pix`` (and ``l_percep``, ``l_tv``).
     The EMA generator also tracks BatchNorm statistics.
     """
 
