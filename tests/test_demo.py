@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-from conftest import OPTIONS, load_options, run
+from conftest import OPTIONS, REPO, load_options, run
 
 pytestmark = pytest.mark.slow  # the demo pipeline end to end
 
@@ -44,19 +44,39 @@ def test_demo_phases_chain(demo_dir):
 
 
 def test_demo_comparison_image(demo_dir):
+    """The Makefile's last steps: the shipped generator on the held-out images, then the comparison picture."""
+    result = run([
+        '-m', 'srgan_plugin.upscale', '--model', 'srresnet', '-i', 'datasets/demo/val/LR_bicubic/X4', '-o',
+        'results/demo_shipped_srresnet', '--suffix', ''
+    ],
+                 cwd=demo_dir)
+    assert result.returncode == 0, result.stderr[-3000:]
     out = demo_dir / 'results' / 'demo_comparison.png'
     result = run([
         '-m', 'srgan_plugin.visualize', '--lr', 'datasets/demo/val/LR_bicubic/X4', '--hr', 'datasets/demo/val/HR',
-        '--sr', 'SRResNet=results/test_demo_SRResNet_x4/visualization/demo_val', '--sr',
-        'SRGAN=results/test_demo_SRGAN_x4/visualization/demo_val', '-o',
+        '--sr', 'demo SRResNet=results/test_demo_SRResNet_x4/visualization/demo_val', '--sr',
+        'demo SRGAN=results/test_demo_SRGAN_x4/visualization/demo_val', '--sr',
+        'shipped SRResNet=results/demo_shipped_srresnet', '-o',
         str(out)
     ],
                  cwd=demo_dir)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert 'mean PSNR' in result.stdout and 'SRResNet' in result.stdout and 'bicubic' in result.stdout
+    assert 'mean PSNR' in result.stdout and 'shipped SRResNet' in result.stdout and 'bicubic' in result.stdout
     image = cv2.imread(str(out))
-    assert image.shape[1] > 4 * 256  # bicubic | SRResNet | SRGAN | HR, 256 px each
+    assert image.shape[1] > 5 * 256  # bicubic | demo SRResNet | demo SRGAN | shipped SRResNet | HR
     assert image.shape[0] > 2 * 256  # one row per held-out image
+
+
+def test_makefile_demo_runs_the_steps_tested_here():
+    """The demo steps above are the Makefile's: the same modules, option files and shipped model."""
+    makefile = (REPO / 'Makefile').read_text()
+    steps = ('-m srgan_plugin.prepare demo', 'train_srresnet_demo.yml', 'train_srgan_demo.yml',
+             'test_srresnet_demo.yml', 'test_srgan_demo.yml', 'upscale --model srresnet',
+             "--sr 'demo SRResNet=results/test_demo_SRResNet_x4/visualization/demo_val'",
+             "--sr 'demo SRGAN=results/test_demo_SRGAN_x4/visualization/demo_val'",
+             "--sr 'shipped SRResNet=results/demo_shipped_srresnet'")
+    for step in steps:
+        assert step in makefile, step
 
 
 def test_visualize_refuses_bad_arguments(demo_dir):
