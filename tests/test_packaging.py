@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import importlib
 import inspect
+import json
 import re
 import shutil
 import zipfile
@@ -52,6 +53,11 @@ def test_wheel_root_has_the_pth(source_copy, tmp_path, hook):
         assert PTH in zf.read(record).decode()  # so that pip uninstall removes it
         if hook == 'build_wheel':
             assert '_srgan_plugin_autoload.py' in names and 'srgan_plugin/__init__.py' in names
+            shipped = json.loads((REPO / 'srgan_plugin' / 'weights' / 'manifest.json').read_text())
+            for entry in shipped['models'].values():  # the trained weights install with the package
+                assert zf.read(f'srgan_plugin/weights/{entry["file"]}') == (REPO / 'srgan_plugin' / 'weights' /
+                                                                             entry['file']).read_bytes()
+            assert 'srgan_plugin/weights/manifest.json' in names
 
 
 # --- version floors ---------------------------------------------------------------------------------------------
