@@ -17,7 +17,7 @@ BALANCE_ITERS = (1, 10, 100)  # iterations at which the balance of the generator
 
 def loss_balance(log: LossLog) -> str:
     """The generator's weighted loss terms of one step as a log line: content (its parts) against adversarial."""
-    terms = {key: float(value) for key, value in log.items() if key.startswith('l_g_')}
+    terms = {key: float(value.detach()) for key, value in log.items() if key.startswith('l_g_')}
     adversarial = terms.pop('l_g_gan')
     content = sum(terms.values())
     parts = ', '.join(f'{key} {value:.3e}' for key, value in terms.items())
