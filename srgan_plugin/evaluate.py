@@ -49,7 +49,8 @@ METRICS = {
     'psnr_rgb': 'PSNR-RGB (dB)',
     'ssim_rgb': 'SSIM-RGB',
     'niqe': 'NIQE (lower better)',
-    'lpips': 'LPIPS (lower better)'
+    'lpips': 'LPIPS (lower better)',
+    'grid': 'Grid (lower better)'
 }
 NIQE_BLOCK = 96
 
@@ -193,8 +194,19 @@ def _niqe(img: np.ndarray, crop: int) -> Optional[float]:
     return value if math.isfinite(value) else None
 
 
+def _grid(sr: np.ndarray, hr: np.ndarray, crop: int) -> Optional[float]:
+    """Grid artefacts of the upscaling factor ``crop``'s grid, or None on an image too small to measure it."""
+    from srgan_plugin import metrics
+
+    try:
+        return metrics.calculate_grid_artifacts(sr, hr, crop, period=crop)
+    except ValueError:
+        return None
+
+
 def image_metrics(sr: np.ndarray, hr: np.ndarray, crop: int, with_lpips: bool) -> dict[str, Optional[float]]:
-    """All metrics of one uint8 BGR SR image against its HR, ``crop`` px shaved (None where not computable)."""
+    """All metrics of one uint8 BGR SR image against its HR, ``crop`` px shaved (the upscaling factor, which is also
+    the grid of ``grid``); None where not computable."""
     from basicsr.metrics import calculate_psnr, calculate_ssim
 
     from srgan_plugin import metrics
@@ -207,6 +219,7 @@ def image_metrics(sr: np.ndarray, hr: np.ndarray, crop: int, with_lpips: bool) -
         'ssim_rgb': float(calculate_ssim(sr, hr, crop)),
         'niqe': _niqe(sr, crop),
         'lpips': metrics.calculate_lpips(sr, hr, crop) if with_lpips and not small else None,
+        'grid': _grid(sr, hr, crop),
     }
 
 
@@ -285,7 +298,7 @@ def _progress(samples: list[Sample], set_name: str):
 def _cell(value: Optional[float], key: str) -> str:
     if value is None:
         return '-'
-    return f'{value:.2f}' if key.startswith('psnr') or key == 'niqe' else f'{value:.4f}'
+    return f'{value:.2f}' if key.startswith('psnr') or key in ('niqe', 'grid') else f'{value:.4f}'
 
 
 def markdown(results: dict) -> str:
@@ -310,6 +323,8 @@ def protocol(scale: int) -> dict:
         'hr': f'mod-cropped to a multiple of {scale}',
         'niqe': 'basicsr calculate_niqe on Y, same shave; no reference',
         'lpips': 'AlexNet LPIPS v0.1 on RGB, same shave',
+        'grid': (f'checkerboard: RMS amplitude (8-bit levels) of the Y texture repeating on the {scale} px grid, minus '
+                 "the HR image's; same shave (srgan_plugin.metrics.grid_amplitude)"),
     }
 
 

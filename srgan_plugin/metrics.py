@@ -1,4 +1,5 @@
-"""Extra metrics for BasicSR validation and ``python -m srgan_plugin.evaluate``: LPIPS (Zhang et al., CVPR 2018).
+"""Extra metrics for BasicSR validation and ``python -m srgan_plugin.evaluate``: LPIPS (Zhang et al., CVPR 2018) and
+the grid-artefact score (the checkerboard texture a sub-pixel upsampler can leave).
 
 ``calculate_lpips`` is registered in BasicSR's ``METRIC_REGISTRY`` when the ``lpips`` package is importable and its
 backbone weights (torchvision's AlexNet, ``alexnet-owt-7be5be79.pth`` in ``torch.hub.get_dir()/checkpoints``) are
@@ -26,7 +27,7 @@ from basicsr.utils.registry import METRIC_REGISTRY
 
 __all__ = [
     'LPIPS_BACKBONE_FILE', 'LPIPS_MIN_SIZE', 'lpips_backbone_path', 'lpips_unavailable_reason', 'calculate_lpips',
-    'register'
+    'grid_amplitude', 'calculate_grid_artifacts', 'register'
 ]
 
 LPIPS_BACKBONE_FILE = 'alexnet-owt-7be5be79.pth'
@@ -99,6 +100,74 @@ def calculate_lpips(img: np.ndarray,
     with torch.inference_mode():
         distance = _lpips_network()(a, b)
     return float(distance.item())
+
+
+def grid_amplitude(y: np.ndarray, period: int) -> float:
+    """RMS amplitude of the texture that repeats on a ``period``-pixel grid aligned with the image, in ``y``'s units.
+
+    A sub-pixel upsampler computes each output pixel from one of ``period`` x ``period`` channel groups, so a mismatch
+    between the groups repeats exactly every ``period`` pixels: a checkerboard. Its power sits in the Fourier bins
+    (i h / period, j w / period), (i, j) != (0, 0). At each of them the power beyond what the 48 neighbouring bins
+    (their median) suggest is counted; by Parseval, the square root of the sum over the bins, divided by h w, is that
+    periodic texture's RMS amplitude. A natural image has little there, which its own value measures.
+
+    Args:
+        y (np.ndarray): One channel, HxW (e.g. Y in [0, 255]); cropped to a multiple of ``period`` first.
+        period (int): The grid: the upscaling factor (x4 covers periods 4 and 2).
+
+    Returns:
+        float: The amplitude (0 without a grid).
+    """
+    h, w = (y.shape[0] // period) * period, (y.shape[1] // period) * period
+    if min(h, w) < 8 * period:
+        raise ValueError(f'grid_amplitude needs at least {8 * period} px per side, got {y.shape[0]}x{y.shape[1]}.')
+    y = y[:h, :w].astype(np.float64)
+    magnitude = np.abs(np.fft.fft2(y - y.mean()))
+    offsets = np.arange(-3, 4)
+    excess = 0.
+    for i in range(period):
+        for j in range(period):
+            if i == j == 0:
+                continue
+            fy, fx = h * i // period, w * j // period
+            around = magnitude[np.ix_((fy + offsets) % h, (fx + offsets) % w)].ravel()
+            background = np.median(np.delete(around, around.size // 2))
+            excess += max(magnitude[fy, fx]**2 - background**2, 0.)
+    return float(np.sqrt(excess) / (h * w))
+
+
+@METRIC_REGISTRY.register()
+def calculate_grid_artifacts(img: np.ndarray,
+                             img2: np.ndarray,
+                             crop_border: int,
+                             period: int = 4,
+                             input_order: str = 'HWC',
+                             **kwargs: Any) -> float:
+    """Grid artefacts (checkerboard) of an SR image: :func:`grid_amplitude` of its Y channel minus the HR image's, in
+    8-bit levels (lower is better; about 0: no more grid than the real image). Registered in ``METRIC_REGISTRY``
+    (``val.metrics``: ``grid: {type: calculate_grid_artifacts, crop_border: 4, period: 4, better: lower}``).
+
+    Args:
+        img (np.ndarray): SR image in [0, 255], BGR.
+        img2 (np.ndarray): HR image, same shape.
+        crop_border (int): Pixels cropped from each border first.
+        period (int): The upsampler's grid: the upscaling factor. Default: 4.
+        input_order (str): 'HWC' or 'CHW'. Default: 'HWC'.
+        **kwargs: Ignored (BasicSR passes e.g. ``better``).
+
+    Returns:
+        float: The difference.
+    """
+    from basicsr.metrics.metric_util import reorder_image, to_y_channel
+
+    if img.shape != img2.shape:
+        raise ValueError(f'Image shapes differ: {img.shape}, {img2.shape}.')
+    amplitudes = []
+    for image in (img, img2):
+        y = to_y_channel(reorder_image(image, input_order=input_order))[..., 0]
+        amplitudes.append(grid_amplitude(y[crop_border:-crop_border, crop_border:-crop_border] if crop_border else y,
+                                         period))
+    return amplitudes[0] - amplitudes[1]
 
 
 def register() -> bool:

@@ -178,3 +178,29 @@ def test_discriminator_spectral_norm_constrains_every_layer():
 def test_discriminator_unknown_norm_names_the_valid_ones():
     with pytest.raises(ValueError, match="norm must be one of batch, spectral, none, got 'instance'"):
         SRGANDiscriminator(norm='instance')
+
+
+def test_discriminator_antialias_keeps_parameters_and_moves_strided_keys():
+    paper, antialiased = SRGANDiscriminator(), SRGANDiscriminator(antialias=True)
+    assert count_parameters(antialiased) == count_parameters(paper)
+    assert len(antialiased.state_dict()) == len(paper.state_dict())  # the filter is not saved
+    assert 'features.2.1.weight' in antialiased.state_dict() and 'features.0.weight' in antialiased.state_dict()
+    out = antialiased(torch.rand(2, 3, 96, 96))
+    assert out.shape == (2, 1) and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize('antialias', [False, True])
+def test_strided_convolution_gradient_has_a_period_2_component_unless_antialiased(antialias: bool):
+    """What the generator learns as a checkerboard: a 3x3 stride-2 convolution's gradient to its input differs between
+    even and odd pixels (a pixel sits under the centre tap of one window or the edge taps of two). The [1, 2, 1]
+    filter before it cancels that, whatever the weights."""
+    from srgan_plugin.archs.discriminator_arch import _conv_block
+
+    torch.manual_seed(0)
+    block = torch.nn.Sequential(*_conv_block(4, 8, stride=2, bn=False, spectral=False, antialias=antialias)[:-1])
+    x = torch.rand(1, 4, 32, 32, requires_grad=True)
+    block(x).sum().backward()
+    grad = x.grad[..., 4:-4, 4:-4].sum(1)[0]  # away from the borders
+    phases = torch.stack([grad[i::2, j::2].mean() for i in range(2) for j in range(2)])
+    spread = (phases.max() - phases.min()) / grad.abs().mean()
+    assert (spread < 1e-5) if antialias else (spread > 0.05)

@@ -177,3 +177,40 @@ def test_set5_bicubic_reproduces_the_published_28_43_db(tmp_path: Path) -> None:
     shared_dataset('Set5')
     results = run_evaluate('--data-root', SHARED_DATASETS, '--sets', 'Set5', '--out', tmp_path / 'eval')
     assert results['sets']['Set5']['mean']['bicubic']['psnr_y'] == pytest.approx(28.43, abs=0.01)
+
+
+def checkerboard(height: int, width: int, period: int) -> np.ndarray:
+    """A texture repeating every ``period`` px with RMS 1: a sub-pixel upsampler's checkerboard."""
+    cell = np.random.default_rng(0).standard_normal((period, period))
+    cell = (cell - cell.mean()) / (cell - cell.mean()).std()
+    return np.tile(cell, (height // period, width // period))
+
+
+@pytest.mark.parametrize('amplitude', [0.5, 2.0])
+def test_grid_metric_measures_a_checkerboard_added_to_a_photo(amplitude: float) -> None:
+    """``grid`` reads the RMS amplitude, in 8-bit levels, of a checkerboard added to a real photo, and 0 without."""
+    from skimage import data
+
+    from srgan_plugin.metrics import calculate_grid_artifacts
+
+    hr = data.astronaut()[:256, :384, ::-1].astype(np.float64)  # BGR
+    y_weights = np.array([24.966, 128.553, 65.481]) / 255.  # Y = weights . BGR + 16: the same texture on Y needs
+    sr = np.clip(hr + (checkerboard(256, 384, 4) * amplitude / y_weights.sum())[..., None], 0, 255).round()
+    assert calculate_grid_artifacts(hr.astype(np.uint8), hr.astype(np.uint8), 4) == 0
+    assert calculate_grid_artifacts(sr.astype(np.uint8), hr.astype(np.uint8), 4) == pytest.approx(amplitude, rel=0.15)
+
+
+def test_grid_metric_is_none_on_images_too_small_to_measure() -> None:
+    from srgan_plugin.evaluate import image_metrics
+
+    tiny = np.full((24, 24, 3), 128, np.uint8)
+    assert image_metrics(tiny, tiny, 4, with_lpips=False)['grid'] is None
+
+
+def test_grid_metric_works_in_basicsr_validation() -> None:
+    from basicsr.metrics import calculate_metric
+
+    hr = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    sr = np.clip(hr + 8 * checkerboard(64, 64, 2)[..., None], 0, 255).astype(np.uint8)
+    opt = {'type': 'calculate_grid_artifacts', 'crop_border': 4, 'period': 4, 'better': 'lower'}  # val.metrics
+    assert calculate_metric({'img': hr, 'img2': hr}, opt) == 0 and calculate_metric({'img': sr, 'img2': hr}, opt) > 4

@@ -1,16 +1,40 @@
 """The SRGAN discriminator (Ledig et al., CVPR 2017, section 2.2 and Figure 4, bottom)."""
 from __future__ import annotations
 
+import torch
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import Tensor, nn
+from torch.nn import functional as F
 from torch.nn.utils.parametrizations import spectral_norm
 
 NORMS = ('batch', 'spectral', 'none')
 
 
-def _conv_block(in_ch: int, out_ch: int, stride: int, bn: bool, spectral: bool) -> list[nn.Module]:
-    conv = nn.Conv2d(in_ch, out_ch, 3, stride, 1, bias=not bn)
-    layers: list[nn.Module] = [spectral_norm(conv) if spectral else conv]
+class Blur(nn.Module):
+    """Depthwise [1, 2, 1] x [1, 2, 1] / 16 low-pass filter, reflect-padded, size-preserving; no parameters.
+
+    Placed before a stride-2 convolution it gives the pair a zero response at the Nyquist frequency, so the gradient
+    the convolution sends back to its input has no period-2 component (the uneven overlap of a 3x3 kernel at stride 2
+    otherwise puts one there, and the generator learns it as a checkerboard texture).
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        taps = torch.tensor([1., 2., 1.])
+        kernel = (taps[:, None] * taps[None, :]) / 16
+        self.register_buffer('kernel', kernel.expand(channels, 1, 3, 3).contiguous(), persistent=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.conv2d(F.pad(x, (1, 1, 1, 1), mode='reflect'), self.kernel.to(x.dtype), groups=x.shape[1])
+
+
+def _conv_block(in_ch: int, out_ch: int, stride: int, bn: bool, spectral: bool, antialias: bool) -> list[nn.Module]:
+    conv: nn.Module = nn.Conv2d(in_ch, out_ch, 3, stride, 1, bias=not bn)
+    if spectral:
+        conv = spectral_norm(conv)
+    if antialias and stride == 2:
+        conv = nn.Sequential(Blur(in_ch), conv)
+    layers: list[nn.Module] = [conv]
     if bn:
         layers.append(nn.BatchNorm2d(out_ch))
     layers.append(nn.LeakyReLU(0.2, inplace=True))
@@ -35,10 +59,14 @@ class SRGANDiscriminator(nn.Module):
                            #   dense layer (Miyato et al. 2018), no BatchNorm. none: no normalisation. A gradient
                            #   penalty (train.gp_opt, WGAN-GP) needs spectral or none: it is computed per sample, and
                            #   BatchNorm mixes the samples of a batch.
+        antialias: false   # true: a [1, 2, 1] low-pass filter before each stride-2 convolution (as StyleGAN2's
+                           #   discriminator; Zhang 2019). The paper's 3x3 stride-2 convolutions send the generator a
+                           #   gradient with a period-2 component, which it learns as a checkerboard texture.
 
     Without BatchNorm every convolution has a bias. The default's state-dict keys are those of the paper's network;
     ``spectral`` stores each weight as ``<layer>.parametrizations.weight.original`` plus the power-iteration vectors
-    ``_u`` / ``_v`` (buffers, saved in checkpoints).
+    ``_u`` / ``_v`` (buffers, saved in checkpoints). ``antialias`` moves each stride-2 convolution's keys to
+``features.<i>.1.*`` (the filter at ``features.<i>.0`` has no saved state).
 
     Args:
         num_in_ch: Channels of the input image. Default: 3.
@@ -46,6 +74,7 @@ class SRGANDiscriminator(nn.Module):
         input_size: Height and width of the HR crops it judges (``datasets.train.gt_size``). Default: 96.
         num_dense: Width of the hidden dense layer. Default: 1024.
         norm: Normalisation: ``'batch'``, ``'spectral'`` or ``'none'``. Default: ``'batch'``.
+        antialias: Low-pass filter before each stride-2 convolution. Default: False (the paper's network).
     """
 
     def __init__(self,
@@ -53,7 +82,8 @@ class SRGANDiscriminator(nn.Module):
                  num_feat: int = 64,
                  input_size: int = 96,
                  num_dense: int = 1024,
-                 norm: str = 'batch') -> None:
+                 norm: str = 'batch',
+                 antialias: bool = False) -> None:
         super().__init__()
         if input_size <= 0 or input_size % 16 != 0:
             raise ValueError(f'SRGANDiscriminator: input_size must be a positive multiple of 16 (it must equal '
@@ -69,7 +99,8 @@ class SRGANDiscriminator(nn.Module):
         layers: list[nn.Module] = []
         in_ch = num_in_ch
         for i, out_ch in enumerate(widths):
-            layers += _conv_block(in_ch, out_ch, stride=1 + i % 2, bn=norm == 'batch' and i > 0, spectral=spectral)
+            layers += _conv_block(in_ch, out_ch, stride=1 + i % 2, bn=norm == 'batch' and i > 0, spectral=spectral,
+                                  antialias=antialias)
             in_ch = out_ch
         self.features = nn.Sequential(*layers)
         spatial = input_size // 16
