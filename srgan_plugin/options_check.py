@@ -159,6 +159,10 @@ def check_crop(opt: Opt) -> None:
         raise OptionsError(f"datasets.train.gt_size: {gt_size} is larger than the smallest HR sub-image of "
                            f"{train['dataroot_gt']} ({smallest[0]}x{smallest[1]}, see its prepare_info.json): "
                            f'rebuild it with --min-size {gt_size} or lower gt_size.')
+    grid = (opt.get('train') or {}).get('grid_opt') or {}
+    if grid.get('type') == 'GridLoss' and gt_size % grid.get('period', 4):
+        raise OptionsError(f"train.grid_opt.period: {grid.get('period', 4)} does not divide datasets.train.gt_size "
+                           f'({gt_size}); set period to scale ({scale}).')
     net_d = opt.get('network_d') or {}
     if net_d.get('type') == 'SRGANDiscriminator':
         input_size = net_d.get('input_size', _default_of(SRGANDiscriminator, 'input_size'))

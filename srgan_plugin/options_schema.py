@@ -173,11 +173,12 @@ TOP_LEVEL = frozenset({
     'dist_params', 'find_unused_parameters', 'sync_bn', 'cudnn_benchmark'
 }) | PARSER_KEYS
 GAN_TOP_LEVEL = frozenset({'network_d'})
-# BasicSR's SRModel + the plugin's mixins (tv_opt, bn_freeze_iter, max_nonfinite_steps, speed options); SRGANModel
+# BasicSR's SRModel + the plugin's mixins (tv_opt, grid_opt, bn_freeze_iter, max_nonfinite_steps, speed options);
+# SRGANModel
 # adds the rest.
 TRAIN_KEYS = frozenset({
     'optim_g', 'scheduler', 'total_iter', 'warmup_iter', 'pixel_opt', 'perceptual_opt', 'ema_decay', 'ema_warmup',
-    'tv_opt', 'bn_freeze_iter', 'max_nonfinite_steps', 'amp', 'channels_last', 'compile'
+    'tv_opt', 'grid_opt', 'bn_freeze_iter', 'max_nonfinite_steps', 'amp', 'channels_last', 'compile'
 })
 GAN_TRAIN_KEYS = frozenset({'optim_d', 'gan_opt', 'gp_opt', 'net_d_iters', 'net_d_init_iters'})
 VAL_KEYS = frozenset({'val_freq', 'save_img', 'suffix', 'metrics', 'pbar'})

@@ -44,37 +44,38 @@ def test_demo_phases_chain(demo_dir):
 
 
 def test_demo_comparison_image(demo_dir):
-    """The Makefile's last steps: the shipped generator on the held-out images, then the comparison picture."""
-    result = run([
-        '-m', 'srgan_plugin.upscale', '--model', 'srresnet', '-i', 'datasets/demo/val/LR_bicubic/X4', '-o',
-        'results/demo_shipped_srresnet', '--suffix', ''
-    ],
-                 cwd=demo_dir)
-    assert result.returncode == 0, result.stderr[-3000:]
+    """The Makefile's last steps: the shipped generators on the held-out images, then the comparison picture."""
+    for model in ('srresnet', 'srgan'):
+        result = run([
+            '-m', 'srgan_plugin.upscale', '--model', model, '-i', 'datasets/demo/val/LR_bicubic/X4', '-o',
+            f'results/demo_shipped_{model}', '--suffix', ''
+        ],
+                     cwd=demo_dir)
+        assert result.returncode == 0, result.stderr[-3000:]
     out = demo_dir / 'results' / 'demo_comparison.png'
     result = run([
         '-m', 'srgan_plugin.visualize', '--lr', 'datasets/demo/val/LR_bicubic/X4', '--hr', 'datasets/demo/val/HR',
         '--sr', 'demo SRResNet=results/test_demo_SRResNet_x4/visualization/demo_val', '--sr',
         'demo SRGAN=results/test_demo_SRGAN_x4/visualization/demo_val', '--sr',
-        'shipped SRResNet=results/demo_shipped_srresnet', '-o',
+        'shipped SRResNet=results/demo_shipped_srresnet', '--sr', 'shipped SRGAN=results/demo_shipped_srgan', '-o',
         str(out)
     ],
                  cwd=demo_dir)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert 'mean PSNR' in result.stdout and 'shipped SRResNet' in result.stdout and 'bicubic' in result.stdout
+    assert all(label in result.stdout for label in ('mean PSNR', 'shipped SRResNet', 'shipped SRGAN', 'bicubic'))
     image = cv2.imread(str(out))
-    assert image.shape[1] > 5 * 256  # bicubic | demo SRResNet | demo SRGAN | shipped SRResNet | HR
+    assert image.shape[1] > 6 * 256  # bicubic | demo SRResNet | demo SRGAN | shipped SRResNet | shipped SRGAN | HR
     assert image.shape[0] > 2 * 256  # one row per held-out image
 
 
 def test_makefile_demo_runs_the_steps_tested_here():
-    """The demo steps above are the Makefile's: the same modules, option files and shipped model."""
+    """The demo steps above are the Makefile's: the same modules, option files and shipped models."""
     makefile = (REPO / 'Makefile').read_text()
     steps = ('-m srgan_plugin.prepare demo', 'train_srresnet_demo.yml', 'train_srgan_demo.yml',
-             'test_srresnet_demo.yml', 'test_srgan_demo.yml', 'upscale --model srresnet',
+             'test_srresnet_demo.yml', 'test_srgan_demo.yml', 'upscale --model srresnet', 'upscale --model srgan',
              "--sr 'demo SRResNet=results/test_demo_SRResNet_x4/visualization/demo_val'",
              "--sr 'demo SRGAN=results/test_demo_SRGAN_x4/visualization/demo_val'",
-             "--sr 'shipped SRResNet=results/demo_shipped_srresnet'")
+             "--sr 'shipped SRResNet=results/demo_shipped_srresnet'", "--sr 'shipped SRGAN=results/demo_shipped_srgan'")
     for step in steps:
         assert step in makefile, step
 

@@ -266,6 +266,39 @@ def test_tv_rejects_bad_p_and_handles_single_row() -> None:
     assert build_loss({'type': 'TVLoss', 'p': 1})(x).item() == pytest.approx(1.5)
 
 
+# ---------------------------------------------------------------- grid loss
+
+
+def test_grid_loss_reads_the_checkerboard_of_an_error_and_ignores_the_rest() -> None:
+    """A texture repeating every 4 px, of RMS a, gives a**2 (Parseval); smooth or random error hardly counts."""
+    grid = build_loss({'type': 'GridLoss', 'period': 4, 'spread': 0})
+    torch.manual_seed(0)
+    cell = torch.randn(4, 4)
+    cell = (cell - cell.mean()) / (cell - cell.mean()).square().mean().sqrt()
+    gt = torch.rand(2, 3, 96, 96)
+    checkerboard = 0.01 * cell.repeat(24, 24)
+    assert grid(gt + checkerboard, gt).item() == pytest.approx(0.01**2, rel=1e-4)
+    noise = 0.01 * torch.randn(2, 3, 96, 96)
+    assert grid(gt + noise, gt).item() < 0.01 * noise.square().mean().item()  # 15 of 9,216 frequencies
+    ramp = torch.linspace(0, 0.1, 96).expand(2, 3, 96, 96)
+    assert grid(gt + ramp, gt).item() < 1e-3 * ramp.square().mean().item()
+
+
+def test_grid_loss_spread_counts_the_neighbouring_bins_and_bad_values_are_refused() -> None:
+    from srgan_plugin.losses.grid_loss import grid_frequency_mask
+
+    assert int(grid_frequency_mask(96, 96, 4, 0).sum()) == 15 and int(grid_frequency_mask(96, 96, 4, 1).sum()) == 135
+    out, gt = torch.rand(1, 3, 32, 32, requires_grad=True), torch.rand(1, 3, 32, 32)
+    loss = build_loss({'type': 'GridLoss', 'loss_weight': 2.0})(out, gt)
+    loss.backward()
+    assert loss.item() > 0 and torch.isfinite(out.grad).all()
+    for bad, message in (({'period': 1}, 'period must be at least 2'), ({'spread': -1}, 'spread must be 0 or more')):
+        with pytest.raises(ValueError, match=message):
+            build_loss({'type': 'GridLoss', **bad})
+    with pytest.raises(ValueError, match='must be multiples of period 4'):
+        build_loss({'type': 'GridLoss'})(torch.rand(1, 3, 30, 32), torch.rand(1, 3, 30, 32))
+
+
 # ---------------------------------------------------------------- gradient penalty
 
 

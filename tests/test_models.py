@@ -331,3 +331,11 @@ def test_gan_step_logs_the_content_to_adversarial_balance_at_the_first_iteration
     log = model.get_current_log()
     expected = f'content {log["l_g_pix"]:.3e} (l_g_pix {log["l_g_pix"]:.3e}) vs adversarial {log["l_g_gan"]:.3e}'
     assert expected in lines[-1] and f'ratio {log["l_g_pix"] / log["l_g_gan"]:.3g}' in lines[-1]
+
+
+@pytest.mark.parametrize('phase, key', [(1, 'l_grid'), (2, 'l_g_grid')])
+def test_grid_opt_adds_a_logged_term(phase: int, key: str):
+    model = build_model(model_options(phase, grid_opt={'type': 'GridLoss', 'loss_weight': 1000.0, 'period': 4}))
+    feed(model)
+    model.optimize_parameters(1)
+    assert key in model.get_current_log() and model.get_current_log()[key] > 0

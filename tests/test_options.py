@@ -254,3 +254,10 @@ def test_tv_opt_is_checked_like_the_other_losses(good):
     check_options(good, 'x.yml')
     good['train']['tv_opt']['type'] = 'TVLos'
     assert "train.tv_opt.type: 'TVLos' is not in BasicSR's loss registry" in error_of(good)
+
+
+def test_grid_opt_period_must_divide_the_crop(good):
+    good['train']['grid_opt'] = {'type': 'GridLoss', 'loss_weight': 1000.0, 'period': 4}
+    check_options(good, 'x.yml')
+    good['train']['grid_opt']['period'] = 5
+    assert 'train.grid_opt.period: 5 does not divide datasets.train.gt_size' in error_of(good)

@@ -19,17 +19,20 @@ LossLog = dict[str, Tensor]
 class PluginModelMixin(PerformanceMixin, NonFiniteGuardMixin, DistributedMixin, AtomicCheckpointMixin, BufferEMAMixin):
     """Put first in the bases of a BasicSR ``SRModel`` subclass.
 
-    Adds the option ``train.tv_opt`` (e.g. ``TVLoss``): a total-variation term on the generator's output (no ground
-    truth), built as ``cri_tv`` next to BasicSR's ``cri_pix`` and added by ``content_loss``; and the option
+    Adds the options ``train.tv_opt`` (e.g. ``TVLoss``): a total-variation term on the generator's output (no ground
+    truth), and ``train.grid_opt`` (``GridLoss``): the error on the sub-pixel grid's frequencies, built as ``cri_tv``
+    and ``cri_grid`` next to BasicSR's ``cri_pix`` and added by ``content_loss``; and the option
     ``train.bn_freeze_iter`` (see :meth:`freeze_generator_bn`).
     """
 
     cri_tv: Optional[nn.Module]
+    cri_grid: Optional[nn.Module]
 
     def init_training_settings(self) -> None:
         super().init_training_settings()
-        tv_opt = self.opt['train'].get('tv_opt')
+        tv_opt, grid_opt = self.opt['train'].get('tv_opt'), self.opt['train'].get('grid_opt')
         self.cri_tv = build_loss(tv_opt).to(self.device) if tv_opt else None
+        self.cri_grid = build_loss(grid_opt).to(self.device) if grid_opt else None
 
     def freeze_generator_bn(self, current_iter: int) -> None:
         """``train.bn_freeze_iter`` (default ~, never): from that iteration on, the generator's BatchNorm layers train
@@ -45,7 +48,8 @@ class PluginModelMixin(PerformanceMixin, NonFiniteGuardMixin, DistributedMixin, 
 
     def content_loss(self, output: Tensor, gt: Tensor, log: LossLog, prefix: str) -> Tensor:
         """Pixel (``train.pixel_opt``) + VGG (``train.perceptual_opt``) + total-variation (``train.tv_opt``, on
-        ``output`` only) terms, logged as ``{prefix}pix``, ``{prefix}percep``, ``{prefix}style``, ``{prefix}tv``."""
+        ``output`` only) + grid (``train.grid_opt``) terms, logged as ``{prefix}pix``, ``{prefix}percep``,
+        ``{prefix}style``, ``{prefix}tv``, ``{prefix}grid``."""
         terms = []
         if self.cri_pix:
             log[f'{prefix}pix'] = self.cri_pix(output, gt)
@@ -59,4 +63,7 @@ class PluginModelMixin(PerformanceMixin, NonFiniteGuardMixin, DistributedMixin, 
         if self.cri_tv:
             log[f'{prefix}tv'] = self.cri_tv(output)
             terms.append(log[f'{prefix}tv'])
+        if self.cri_grid:
+            log[f'{prefix}grid'] = self.cri_grid(output, gt)
+            terms.append(log[f'{prefix}grid'])
         return cast(Tensor, sum(terms))  # the int 0 it starts from keeps the terms' dtype (autocast)

@@ -36,17 +36,18 @@ class SRGANPluginModel(PluginModelMixin, SRGANModel):
     of ``PerformanceMixin`` (``amp``, ``channels_last``, ``compile``); an optional gradient penalty
     (``train.gp_opt``, e.g. ``GradientPenaltyLoss`` with ``gan_opt.gan_type: wgan`` for WGAN-GP; it needs a critic
     without BatchNorm: ``network_d.norm: spectral`` or ``none``); an optional total-variation term on the generator's
-    output (``train.tv_opt``, e.g. ``TVLoss``).
+    output (``train.tv_opt``, e.g. ``TVLoss``); an optional checkerboard penalty (``train.grid_opt``, ``GridLoss``).
 
     Options (``train``): ``pixel_opt`` (SRGAN-MSE: ``MSELoss``), ``perceptual_opt`` (SRGAN-VGG22/54:
     ``VGGContentLoss``), ``gan_opt`` (the paper: ``GANLoss``, ``gan_type: vanilla``, ``loss_weight: !!float 1e-3``),
-    ``gp_opt``, ``tv_opt``, ``optim_g``, ``optim_d``, ``scheduler``, ``net_d_iters`` (1), ``net_d_init_iters`` (0),
-    ``ema_decay``, ``ema_warmup`` (~: only when ``path.pretrain_network_g`` is ~), ``bn_freeze_iter`` (~: the
-    iteration from which the generator's BatchNorm layers use their running statistics, see
-    ``PluginModelMixin.freeze_generator_bn``), ``max_nonfinite_steps`` (10); top level: ``sync_bn`` (false). Log
+    ``gp_opt``, ``tv_opt``, ``grid_opt``, ``optim_g``, ``optim_d``, ``scheduler``, ``net_d_iters`` (1),
+    ``net_d_init_iters`` (0), ``ema_decay``, ``ema_warmup`` (~: only when ``path.pretrain_network_g`` is ~),
+    ``bn_freeze_iter`` (~: the iteration from which the generator's BatchNorm layers use their running statistics,
+    see ``PluginModelMixin.freeze_generator_bn``), ``max_nonfinite_steps`` (10); top level: ``sync_bn`` (false). Log
     keys: ``l_g_pix``, ``l_g_percep``, ``l_g_gan``, ``l_d_real``, ``l_d_fake``, ``out_d_real``, ``out_d_fake`` (and
-    ``l_d_gp``, ``l_g_tv``), as BasicSR's. At iterations 1, 10 and 100 one log line gives the weighted content terms
-    against the adversarial term and their ratio, so that the balance of the losses is visible before a long run.
+    ``l_d_gp``, ``l_g_tv``, ``l_g_grid``), as BasicSR's. At iterations 1, 10 and 100 one log line gives the weighted
+    content terms against the adversarial term and their ratio, so that the balance of the losses is visible before a
+    long run.
     """
 
     def init_training_settings(self) -> None:

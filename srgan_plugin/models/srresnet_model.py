@@ -18,10 +18,11 @@ class SRResNetModel(PluginModelMixin, SRModel):
     ``train.perceptual_opt`` (e.g. ``VGGContentLoss``), ``train.optim_g``, ``train.scheduler``, ``train.ema_decay``,
     plus ``train.ema_warmup`` (~: warm the EMA up only from random weights, see ``resolve_ema_warmup``),
     ``train.tv_opt`` (optional, e.g. ``TVLoss``: a total-variation term on the output, no ground truth),
+    ``train.grid_opt`` (optional, ``GridLoss``: the error on the sub-pixel grid's frequencies),
     ``train.bn_freeze_iter`` (~: the iteration from which the generator's BatchNorm layers use their running
     statistics while training, see ``PluginModelMixin.freeze_generator_bn``), ``train.max_nonfinite_steps`` (10),
     the speed options ``train.amp`` / ``channels_last`` / ``compile`` (see ``PerformanceMixin``) and the top-level
-    ``sync_bn`` (false). Log keys: ``l_pix`` (and ``l_percep``, ``l_tv``).
+    ``sync_bn`` (false). Log keys: ``l_pix`` (and ``l_percep``, ``l_tv``, ``l_grid``).
     The EMA generator also tracks BatchNorm statistics.
     """
 
