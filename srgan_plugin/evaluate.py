@@ -53,6 +53,7 @@ METRICS = {
     'grid': 'Grid (lower better)'
 }
 NIQE_BLOCK = 96
+GRID_PROTOCOL = 'checkerboard: RMS (8-bit levels) of the Y texture repeating (srgan_plugin.metrics.grid_amplitude)'
 
 
 @dataclasses.dataclass
@@ -323,8 +324,7 @@ def protocol(scale: int) -> dict:
         'hr': f'mod-cropped to a multiple of {scale}',
         'niqe': 'basicsr calculate_niqe on Y, same shave; no reference',
         'lpips': 'AlexNet LPIPS v0.1 on RGB, same shave',
-        'grid': (f'checkerboard: RMS amplitude (8-bit levels) of the Y texture repeating on the {scale} px grid, minus '
-                 "the HR image's; same shave (srgan_plugin.metrics.grid_amplitude)"),
+        'grid': f'{GRID_PROTOCOL} on the {scale} px grid, minus the HR image\'s; same shave',
     }
 
 

@@ -165,8 +165,8 @@ def calculate_grid_artifacts(img: np.ndarray,
     amplitudes = []
     for image in (img, img2):
         y = to_y_channel(reorder_image(image, input_order=input_order))[..., 0]
-        amplitudes.append(grid_amplitude(y[crop_border:-crop_border, crop_border:-crop_border] if crop_border else y,
-                                         period))
+        amplitudes.append(
+            grid_amplitude(y[crop_border:-crop_border, crop_border:-crop_border] if crop_border else y, period))
     return amplitudes[0] - amplitudes[1]
 
 

@@ -192,7 +192,10 @@ def test_odd_shapes_are_one_line_errors(good, where):
 @pytest.mark.parametrize('key,value,message', [
     ('amp', 'float16', "train.amp: 'float16' is not valid; write ~ (fp32), bf16 or fp16."),
     ('channels_last', 'yes', "train.channels_last: 'yes' is not valid; write true or false."),
-    ('compile', {'mode': 'max-autotune', 'fast': True}, "train.compile: unknown key 'fast'"),
+    ('compile', {
+        'mode': 'max-autotune',
+        'fast': True
+    }, "train.compile: unknown key 'fast'"),
     ('compile', 'max-autotune', "train.compile: 'max-autotune' is not valid"),
 ])
 def test_bad_speed_options(good, key, value, message):

@@ -99,8 +99,8 @@ class SRGANDiscriminator(nn.Module):
         layers: list[nn.Module] = []
         in_ch = num_in_ch
         for i, out_ch in enumerate(widths):
-            layers += _conv_block(in_ch, out_ch, stride=1 + i % 2, bn=norm == 'batch' and i > 0, spectral=spectral,
-                                  antialias=antialias)
+            layers += _conv_block(
+                in_ch, out_ch, stride=1 + i % 2, bn=norm == 'batch' and i > 0, spectral=spectral, antialias=antialias)
             in_ch = out_ch
         self.features = nn.Sequential(*layers)
         spatial = input_size // 16

@@ -15,6 +15,7 @@ from srgan_plugin.losses.vgg import (VGG19Features, VGGWeightsError, VGGWeightsM
                                      resolve_vgg19_weights, vgg19_cache_path, vgg19_weights_available)
 
 __all__ = [
-    'VGGContentLoss', 'TVLoss', 'GridLoss', 'GradientPenaltyLoss', 'VGG19Features', 'VGGWeightsError', 'VGGWeightsMismatchError',
-    'check_vgg19_weights', 'resolve_vgg19_weights', 'vgg19_cache_path', 'vgg19_weights_available'
+    'VGGContentLoss', 'TVLoss', 'GridLoss', 'GradientPenaltyLoss', 'VGG19Features', 'VGGWeightsError',
+    'VGGWeightsMismatchError', 'check_vgg19_weights', 'resolve_vgg19_weights', 'vgg19_cache_path',
+    'vgg19_weights_available'
 ]
