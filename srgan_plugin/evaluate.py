@@ -30,6 +30,7 @@ import os
 import sys
 import warnings
 from os import path as osp
+from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
@@ -118,12 +119,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def model_labels(paths: Sequence[str]) -> list[str]:
-    """File stems as labels, prefixed with the parent folder where stems repeat (``A/net_g_latest``)."""
+    """File stems as labels; where stems repeat, prefixed with as many parent folders as make them differ, BasicSR's
+    ``models`` folders skipped (``train_A/net_g_latest``, ``train_B/net_g_latest``)."""
     stems = [osp.splitext(osp.basename(p))[0] for p in paths]
-    return [
-        f'{osp.basename(osp.dirname(osp.abspath(p)))}/{stem}' if stems.count(stem) > 1 else stem
-        for p, stem in zip(paths, stems)
-    ]
+    parents = [[part for part in reversed(Path(osp.abspath(p)).parent.parts) if part not in ('models', '/')]
+               for p in paths]
+    labels = list(stems)
+    for depth in range(1, max((len(chain) for chain in parents), default=0) + 1):
+        repeated = {label for label in labels if labels.count(label) > 1}
+        if not repeated:
+            break
+        labels = [
+            '/'.join([*reversed(chain[:depth]), stem]) if label in repeated else label
+            for label, chain, stem in zip(labels, parents, stems)
+        ]
+    return labels
 
 
 def load_methods(paths: Sequence[str], device_name: str, scale: int) -> list[Method]:

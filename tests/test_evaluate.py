@@ -214,3 +214,11 @@ def test_grid_metric_works_in_basicsr_validation() -> None:
     sr = np.clip(hr + 8 * checkerboard(64, 64, 2)[..., None], 0, 255).astype(np.uint8)
     opt = {'type': 'calculate_grid_artifacts', 'crop_border': 4, 'period': 4, 'better': 'lower'}  # val.metrics
     assert calculate_metric({'img': hr, 'img2': hr}, opt) == 0 and calculate_metric({'img': sr, 'img2': hr}, opt) > 4
+
+
+def test_model_labels_differ_for_checkpoints_of_the_same_name() -> None:
+    from srgan_plugin.evaluate import model_labels
+
+    paths = ['exp/train_A/models/net_g_latest.pth', 'exp/train_B/models/net_g_latest.pth', 'w/srgan_mse_x4.pth']
+    assert model_labels(paths) == ['train_A/net_g_latest', 'train_B/net_g_latest', 'srgan_mse_x4']
+    assert model_labels(['a/x/m.pth', 'b/x/m.pth']) == ['a/x/m', 'b/x/m']

@@ -51,7 +51,7 @@ def packaged(tmp_path: Path) -> tuple[Path, dict, dict[str, torch.nn.Module]]:
 def test_package_writes_fp16_params_and_manifest(packaged):
     out, manifest, nets = packaged
     on_disk = json.loads((out / 'manifest.json').read_text())
-    assert on_disk == manifest and on_disk['label'] == LABEL and on_disk['default'] == 'srgan_mse_x4'
+    assert on_disk == manifest and on_disk['label'] == LABEL and on_disk['default'] == 'srresnet_mse_x4'
     for name, net in nets.items():
         entry = on_disk['models'][name]
         assert entry['label'] == LABEL
@@ -142,7 +142,8 @@ def test_scores_of_the_shipped_file_and_of_its_fp32_checkpoint(tmp_path: Path, p
 
 def test_resolve_and_load_restore_fp32_same_output(packaged):
     out, _, nets = packaged
-    path = resolve_model(None, weights_dir=str(out))
+    assert Path(resolve_model(None, weights_dir=str(out))).name == 'srresnet_mse_x4.pth'  # the default
+    path = resolve_model('srgan', weights_dir=str(out))
     assert Path(path).name == 'srgan_mse_x4.pth'
     net, spec = load_generator(path)
     assert spec == TINY and all(p.dtype == torch.float32 for p in net.parameters())
@@ -157,7 +158,7 @@ def test_damaged_packaged_file_is_refused(packaged):
     with open(out / 'srgan_mse_x4.pth', 'ab') as f:
         f.write(b'x')
     with pytest.raises(Exception, match='sha256'):
-        resolve_model(None, weights_dir=str(out))
+        resolve_model('srgan', weights_dir=str(out))
 
 
 @pytest.mark.slow
@@ -237,3 +238,13 @@ def test_prepare_commands_build_the_reference_options_data_layout(tmp_path: Path
         assert opt['datasets']['val']['dataroot_gt'] == 'datasets/reference/Set5/HR'
         assert opt['logger']['save_on_signal'] is True
     assert [c[c.index('--out') + 1] for c in cmds[1:]] == ['datasets/reference/Set5', 'datasets/reference/Set14']
+
+
+def test_wall_time_of_a_checkpoint_taken_before_the_end_stops_at_its_iteration(tmp_path: Path):
+    (tmp_path / 'train_x.log').write_text('2026-12-02 10:00:00,000 INFO: Start training from epoch: 0, iter: 0\n'
+                                          '2026-12-02 10:10:00,000 INFO: [train..][epoch:  0, iter:   500] l: 1\n'
+                                          '2026-12-02 10:10:30,000 INFO: Saving models and training states.\n'
+                                          '2026-12-02 10:11:00,000 INFO: [train..][epoch:  0, iter:   550] l: 1\n'
+                                          '2026-12-02 10:30:00,000 INFO: [train..][epoch:  0, iter: 1,500] l: 1\n')
+    assert recipe().training_wall_time(str(tmp_path), 500) == 10 * 60 + 30
+    assert recipe().training_wall_time(str(tmp_path)) == 30 * 60
