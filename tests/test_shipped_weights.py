@@ -58,10 +58,13 @@ def test_recorded_scores_beat_bicubic_and_float16_keeps_the_checkpoints(manifest
 
 
 @pytest.mark.skipif('srgan_mse_x4' not in SHIPPED, reason='this version ships no SRGAN-MSE x4 generator')
-def test_srgan_has_lower_niqe_than_srresnet(manifest):
+def test_srgan_has_lower_niqe_than_srresnet_and_no_checkerboard(manifest):
+    """The recorded scores: more natural to NIQE than the SRResNet it starts from, and no more texture on the 4 px grid
+    than the real images have (Grid, RMS in 8-bit levels; a visible checkerboard measures about 0.3 and more)."""
     for set_name in ('Set5', 'Set14'):
-        niqe = {name: manifest['models'][name]['scores'][set_name]['model']['niqe'] for name in SHORT_NAMES}
-        assert niqe['srgan_mse_x4'] < niqe['srresnet_mse_x4'], (set_name, niqe)
+        scores = {name: manifest['models'][name]['scores'][set_name]['model'] for name in SHORT_NAMES}
+        assert scores['srgan_mse_x4']['niqe'] < scores['srresnet_mse_x4']['niqe'], (set_name, scores)
+        assert scores['srgan_mse_x4']['grid'] < 0.1, (set_name, scores)
 
 
 @pytest.mark.slow
@@ -89,17 +92,18 @@ def test_recorded_set5_scores_reproduce(tmp_path: Path, manifest):
         assert measured[name]['psnr_y'] == pytest.approx(recorded['model']['psnr_y'], abs=1e-3)
         assert measured[name]['ssim_y'] == pytest.approx(recorded['model']['ssim_y'], abs=1e-5)
         assert measured[name]['niqe'] == pytest.approx(recorded['model']['niqe'], abs=1e-3)
+        assert measured[name]['grid'] == pytest.approx(recorded['model']['grid'], abs=1e-3)
     assert measured['bicubic']['psnr_y'] == pytest.approx(28.43, abs=0.01)  # the published bicubic baseline
 
 
-@pytest.mark.parametrize('model', [None, 'srresnet'])
+@pytest.mark.parametrize('model', [None, 'srresnet', 'srgan'])
 def test_upscale_runs_a_shipped_model_offline(tmp_path: Path, manifest, model):
     image = tmp_path / 'in.png'
     cv2.imwrite(str(image), synthetic_image(24, 32, seed=3))
     args = ['-m', 'srgan_plugin.upscale', '-i', str(image), '-o', str(tmp_path / 'out.png')]
     result = run(args + (['--model', model] if model else []), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
-    name = manifest['default'] if model is None else 'srresnet_mse_x4'
+    name = manifest['default'] if model is None else {v: k for k, v in SHORT_NAMES.items()}[model]
     assert manifest['models'][name]['file'] in result.stdout
     out = cv2.imread(str(tmp_path / 'out.png'))
     assert out.shape == (96, 128, 3) and np.ptp(out) > 100  # 4x, an image rather than a flat field
