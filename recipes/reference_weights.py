@@ -249,8 +249,6 @@ def read_scores(results: Optional[str], checkpoint: str, packaged: str) -> dict[
 
 
 LOG_TIME = re.compile(r'^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),\d+ ')
-
-
 LOG_ITER = re.compile(r'\biter:\s*([\d,]+)')
 
 
@@ -311,6 +309,7 @@ def model_entry(phase: int,
     from srgan_plugin.base.files import sha256_of
 
     opt = experiment_options(checkpoint)
+    iterations = checkpoint_iteration(checkpoint)
     entry = {
         'file': osp.basename(file),
         'sha256': sha256_of(file),
@@ -324,13 +323,12 @@ def model_entry(phase: int,
             'data': TRAINING_DATA,
             'options': PHASES[phase]['options'],
             'experiment': opt.get('name'),
-            'iterations': checkpoint_iteration(checkpoint),
+            'iterations': iterations,
             'total_iter_planned': opt.get('train', {}).get('total_iter'),
             'batch_size': opt.get('datasets', {}).get('train', {}).get('batch_size_per_gpu'),
             'source_checkpoint': osp.basename(checkpoint),
             'params_key': 'params_ema',
-            'wall_time_s': training_wall_time(osp.dirname(osp.dirname(osp.abspath(checkpoint))),
-                                              checkpoint_iteration(checkpoint)),
+            'wall_time_s': training_wall_time(osp.dirname(osp.dirname(osp.abspath(checkpoint))), iterations),
             'machine': machine or this_machine(),
         },
         'scores': scores,
