@@ -633,7 +633,8 @@ def check_scheduler_values(scheduler: Opt, total: int) -> None:
         values = scheduler[key]
         minimum = 1 if key == 'periods' else 0
         if not isinstance(values, (list, tuple)) or not values:
-            raise OptionsError(f'train.scheduler.{key}: {values!r} is not a list; write a list, e.g. [100000].')
+            raise OptionsError(f'train.scheduler.{key}: {values!r} is not a list of one value or more; write a list, '
+                               'e.g. [100000].')
         for value in values:
             if key == 'restart_weights':
                 number(value, f'train.scheduler.{key}', 'numbers')

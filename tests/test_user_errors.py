@@ -668,13 +668,13 @@ def test_prepare_ctrl_c_with_two_workers(world: World, tmp_path: Path) -> None:
     the destination."""
     photos = tmp_path / 'photos'
     photos.mkdir()
-    for i in range(16):
+    for i in range(64):  # enough work that the run is still going after the staging folder appears, on a busy CPU
         cv2.imwrite(str(photos / f'p{i:02d}.png'), synthetic_image(192, 192, seed=i))
     before = digest(photos)
     process = popen(['-m', 'srgan_plugin.prepare', 'folder', '--hr', str(photos), '--out', str(tmp_path / 'out'),
                      '--workers', '2'], tmp_path)
     wait_until(lambda: bool(list(tmp_path.glob('.out.tmp-*'))), process)  # the pool is starting
-    time.sleep(0.5)
+    time.sleep(0.2)
     os.killpg(process.pid, signal.SIGINT)
     out, err = process.communicate(timeout=120)
     assert_one_error_line(process.returncode, out, err, 130, 'interrupted; nothing was left at the destination')
