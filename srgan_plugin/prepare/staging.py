@@ -136,9 +136,9 @@ def staged_entries(out: str, names: Sequence[str]) -> Iterator[str]:
     taken = [name for name in names if osp.lexists(osp.join(out, name))]
     if taken:
         raise PrepareError(f'{osp.join(out, taken[0])} already exists; remove it or pass --out elsewhere')
-    os.makedirs(tmp)
-    open(osp.join(tmp, PARTIAL_MARKER), 'w').close()
-    try:
+    try:  # from the first step on: a signal between creating the folder and entering the block leaves nothing
+        os.makedirs(tmp)
+        open(osp.join(tmp, PARTIAL_MARKER), 'w').close()
         yield tmp
         _move_entries(tmp, out, names)
     except BaseException:
