@@ -43,6 +43,9 @@ def exit_code(code):
 
 def child(request):
     os.setsid()
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as a user's shell starts a command
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT, signal.SIGTERM])
     os.chdir(request['cwd'])
     os.environ.clear()
     os.environ.update(request['env'])
@@ -223,7 +226,10 @@ class Forked:
         return path.read_text(encoding='utf-8', errors='replace')
 
 
-def popen(args: Sequence[str], cwd: Path, env: Optional[dict[str, str]] = None, fresh: bool = False,
+def popen(args: Sequence[str],
+          cwd: Path,
+          env: Optional[dict[str, str]] = None,
+          fresh: bool = False,
           merge_stderr: bool = False) -> subprocess.Popen | Forked:
     """Start ``python ARGS`` in ``cwd`` in its own session: forked (default) or in a fresh interpreter."""
     if not fresh:
@@ -234,7 +240,17 @@ def popen(args: Sequence[str], cwd: Path, env: Optional[dict[str, str]] = None, 
                             stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
                             text=True,
-                            start_new_session=True)
+                            start_new_session=True,
+                            preexec_fn=signals_as_in_a_terminal)
+
+
+def signals_as_in_a_terminal() -> None:
+    """Ctrl-C and SIGTERM with their default dispositions, unblocked, as a user's shell starts a command: a test
+    process (a pytest-xdist worker, after tests that handle signals) may ignore or block them, and a child would
+    inherit that."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT, signal.SIGTERM])
 
 
 def python(args: Sequence[str],

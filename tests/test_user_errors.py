@@ -671,10 +671,8 @@ def test_prepare_ctrl_c_with_two_workers(world: World, tmp_path: Path) -> None:
     for i in range(64):  # enough work that the run is still going after the staging folder appears, on a busy CPU
         cv2.imwrite(str(photos / f'p{i:02d}.png'), synthetic_image(192, 192, seed=i))
     before = digest(photos)
-    process = popen(['-m', 'srgan_plugin.prepare', 'folder', '--hr', str(photos), '--out', str(tmp_path / 'out'),
-                     '--workers', '2'],
-                    tmp_path,
-                    fresh=True)  # a new interpreter, as a user's: nothing inherited from the test process
+    args = ['-m', 'srgan_plugin.prepare', 'folder', '--hr', f'{photos}', '--out', f'{tmp_path}/out', '--workers', '2']
+    process = popen(args, tmp_path, fresh=True)  # a new interpreter, as a user's: nothing inherited from the tests
     wait_until(lambda: bool(list(tmp_path.glob('.out.tmp-*'))), process)  # the pool is starting
     time.sleep(0.2)
     os.killpg(process.pid, signal.SIGINT)
