@@ -25,6 +25,8 @@ import numpy as np
 import torch
 from basicsr.utils.registry import METRIC_REGISTRY
 
+from srgan_plugin.base.grid import grid_frequencies
+
 __all__ = [
     'LPIPS_BACKBONE_FILE', 'LPIPS_MIN_SIZE', 'lpips_backbone_path', 'lpips_unavailable_reason', 'calculate_lpips',
     'grid_amplitude', 'calculate_grid_artifacts', 'register'
@@ -125,14 +127,10 @@ def grid_amplitude(y: np.ndarray, period: int) -> float:
     magnitude = np.abs(np.fft.fft2(y - y.mean()))
     offsets = np.arange(-3, 4)
     excess = 0.
-    for i in range(period):
-        for j in range(period):
-            if i == j == 0:
-                continue
-            fy, fx = h * i // period, w * j // period
-            around = magnitude[np.ix_((fy + offsets) % h, (fx + offsets) % w)].ravel()
-            background = np.median(np.delete(around, around.size // 2))
-            excess += max(magnitude[fy, fx]**2 - background**2, 0.)
+    for fy, fx in grid_frequencies(h, w, period):
+        around = magnitude[np.ix_((fy + offsets) % h, (fx + offsets) % w)].ravel()
+        background = np.median(np.delete(around, around.size // 2))
+        excess += max(magnitude[fy, fx]**2 - background**2, 0.)
     return float(np.sqrt(excess) / (h * w))
 
 

@@ -28,6 +28,7 @@ from srgan_plugin.archs.discriminator_arch import NORMS
 from srgan_plugin.base.distributed import rank_zero_first
 from srgan_plugin.base.errors import OptionsError, VGGWeightsError, VGGWeightsMismatchError
 from srgan_plugin.data_check import check_data
+from srgan_plugin.losses import GridLoss
 from srgan_plugin.options_data import check_dataset_files, check_pretrained_generator, check_resume_iteration
 from srgan_plugin.options_schema import check_schema, check_structure, load_option_file, registered_class
 from srgan_plugin.version import __version__
@@ -160,9 +161,10 @@ def check_crop(opt: Opt) -> None:
                            f"{train['dataroot_gt']} ({smallest[0]}x{smallest[1]}, see its prepare_info.json): "
                            f'rebuild it with --min-size {gt_size} or lower gt_size.')
     grid = (opt.get('train') or {}).get('grid_opt') or {}
-    if grid.get('type') == 'GridLoss' and gt_size % grid.get('period', 4):
-        raise OptionsError(f"train.grid_opt.period: {grid.get('period', 4)} does not divide datasets.train.gt_size "
-                           f'({gt_size}); set period to scale ({scale}).')
+    period = grid.get('period', _default_of(GridLoss, 'period'))
+    if grid.get('type') == 'GridLoss' and gt_size % period:
+        raise OptionsError(f'train.grid_opt.period: {period} does not divide datasets.train.gt_size ({gt_size}); set '
+                           f'period to scale ({scale}).')
     net_d = opt.get('network_d') or {}
     if net_d.get('type') == 'SRGANDiscriminator':
         input_size = net_d.get('input_size', _default_of(SRGANDiscriminator, 'input_size'))

@@ -5,18 +5,16 @@ import torch
 from basicsr.utils.registry import LOSS_REGISTRY
 from torch import Tensor, nn
 
+from srgan_plugin.base.grid import grid_frequencies
+
 
 def grid_frequency_mask(height: int, width: int, period: int, spread: int) -> Tensor:
     """Boolean (height, width) mask of the Fourier bins (i height / period, j width / period), (i, j) != (0, 0), each
     with its neighbours up to ``spread`` bins away (in both directions, wrapping)."""
     mask = torch.zeros(height, width, dtype=torch.bool)
-    for i in range(period):
-        for j in range(period):
-            if i == j == 0:
-                continue
-            for dy in range(-spread, spread + 1):
-                for dx in range(-spread, spread + 1):
-                    mask[(height * i // period + dy) % height, (width * j // period + dx) % width] = True
+    offsets = torch.arange(-spread, spread + 1)
+    for fy, fx in grid_frequencies(height, width, period):
+        mask[((fy + offsets) % height)[:, None], (fx + offsets) % width] = True
     return mask
 
 
